@@ -1,0 +1,1 @@
+"""LangChain integration: RoutedChatModel routes every call to a strong or a weak chat model."""

@@ -1,0 +1,1 @@
+"""LlamaIndex integration: RoutedLLM routes every call to a strong or a weak LLM."""

@@ -1,0 +1,28 @@
+"""Exceptions with messages a user can act on; the CLI turns them into one line and exit code 2."""
+
+from __future__ import annotations
+
+
+class RoutingError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class DataError(RoutingError, ValueError):
+    """A data file is missing, unreadable, empty or malformed. The message names the file and the problem."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class CheckpointError(RoutingError, ValueError):
+    """A router checkpoint folder is missing, truncated, corrupted or of an unknown kind."""
+
+
+class UnknownRouterError(RoutingError, ValueError):
+    """A router name is neither registered, bundled, nor an existing checkpoint folder."""
+
+
+class UnknownModelError(RoutingError, ValueError):
+    """A model name is not among those a router was trained on."""
