@@ -19,6 +19,7 @@ class RandomRouter(Router):
 
     name = "random"
     needs_training = False
+    stochastic = True
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
@@ -30,6 +31,10 @@ class RandomRouter(Router):
             h = hashlib.blake2b(p.encode("utf-8", "surrogatepass"), digest_size=8, key=key).digest()
             out[i] = int.from_bytes(h, "little") / 2.0**64
         return out
+
+    def reseeded(self, seed: int) -> RandomRouter:
+        """The same router with another seed (evaluation averages a stochastic router over seeds)."""
+        return RandomRouter(seed)
 
     def threshold_for_strong_fraction(self, fraction: float) -> float:
         return 1.0 - check_strong_fraction(fraction)

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from routing_core.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_route_prints_table_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "--router", "random", "--file", str(ROOT / "examples" / "prompts.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "win rate" in out and "strong calls:" in out and "always-strong" in out and "threshold" in out
+    assert len(out.splitlines()) > 30
+
+
+def test_route_json_and_threshold(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    assert main(["route", "--router", "random", "--threshold", "0.0", "a prompt", "another prompt", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["summary"]["strong_share"] == 1.0 and data["summary"]["threshold"] == 0.0
+    assert [d["model"] for d in data["decisions"]] == ["strong", "strong"]
+    assert data["summary"]["cost_routed_usd"] == pytest.approx(data["summary"]["cost_always_strong_usd"])
+
+
+def test_route_strong_fraction_changes_decisions(capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = [f"prompt {i}" for i in range(200)]
+    main(["route", "--router", "random", "--strong-fraction", "0.1", "--json", "-", *prompts])
+    low = json.loads(capsys.readouterr().out)["summary"]["strong_share"]
+    main(["route", "--router", "random", "--strong-fraction", "0.9", "--json", "-", *prompts])
+    high = json.loads(capsys.readouterr().out)["summary"]["strong_share"]
+    assert low < 0.25 < 0.75 < high
+
+
+def test_route_bad_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    binary = tmp_path / "b.bin"
+    binary.write_bytes(bytes(range(256)) * 10)
+    cases = [
+        (["route", "--router", "random", "--file", str(empty)], "file is empty"),
+        (["route", "--router", "random", "--file", str(binary)], "binary"),
+        (["route", "--router", "no-such-router", "hello"], "unknown router 'no-such-router'"),
+        (["route", "--router", "random", "--threshold", "2", "hello"], "threshold must be in [0, 1]"),
+        (["route", "--router", "random"], "no prompts"),
+        (["route", "--router", "random", "--file", str(tmp_path / "nope.txt")], "no such file"),
+    ]
+    for argv, msg in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_route_huge_prompt_is_truncated_not_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 220_000 + "\n")  # about 1 MB on one line
+    assert main(["route", "--router", "random", "--file", str(big)]) == 0
+    assert "truncated" in capsys.readouterr().out
+
+
+def _bench(path: Path, rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["prompt", "strong", "weak"])
+        w.writerows(rows)
+    return path
+
+
+def test_eval_csv_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [[f"question number {i} about something", int(i % 4 != 0), (i // 2) % 2] for i in range(40)]
+    b = _bench(tmp_path / "b.csv", rows)
+    out, png = tmp_path / "m.json", tmp_path / "m.png"
+    rc = main(["eval", "--router", "random", "--benchmark", "csv", "--data", str(b), "--json", str(out), "--plot", str(png), "--n-boot", "50"])
+    assert rc == 0
+    assert "APGR" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    for key in ("n", "strong_score", "weak_score", "apgr", "cpt", "hull_cpt", "intervals", "full", "oracle", "random"):
+        assert key in data
+    assert set(data["cpt"]) == {"20", "50", "80"} and data["n"] == 40
+    assert png.stat().st_size > 1000
+
+
+def test_eval_bad_data_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _bench(tmp_path / "bad.csv", [["a prompt of some length", "high", 0]])
+    assert main(["eval", "--router", "random", "--benchmark", "csv", "--data", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "not numeric" in err
+    missing = tmp_path / "m.csv"
+    missing.write_text("prompt,strong\nx,1\n")
+    assert main(["eval", "--router", "random", "--benchmark", "csv", "--data", str(missing)]) == 2
+    assert "missing column" in capsys.readouterr().err
+    assert main(["eval", "--router", "random", "--benchmark", "mmlu", "--data", str(tmp_path)]) == 2
+    assert "mmlu_" in capsys.readouterr().err
+
+
+def test_usage_error_exit_code() -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["route", "--threshold", "0.5", "--strong-fraction", "0.5", "x"])
+    assert e.value.code == 2
