@@ -4,7 +4,13 @@ The flow: prompt text -> Embedder -> Router.win_rate -> threshold -> Decision ->
 """
 
 from routing_core.calibration import threshold_for_strong_fraction
-from routing_core.errors import CheckpointError, DataError, RoutingError, UnknownModelError, UnknownRouterError
+from routing_core.errors import (
+    CheckpointError,
+    DataError,
+    RoutingError,
+    UnknownModelError,
+    UnknownRouterError,
+)
 from routing_core.registry import DEFAULT_ROUTER, available_routers, load_router, register_router
 from routing_core.router import Decision, Router, check_strong_fraction, check_threshold, decide
 from routing_core.routers.random import RandomRouter

@@ -57,7 +57,7 @@ class PlattScaler:
         X = np.stack([x, np.ones_like(x)], axis=1)
         theta = np.array([1.0, 0.0])
         for _ in range(50):
-            p = 1 / (1 + np.exp(-(X @ theta)))
+            p = 1 / (1 + np.exp(-np.clip(X @ theta, -30, 30)))
             g = X.T @ (w * (p - y)) + 1e-3 * theta
             H = (X * (w * p * (1 - p))[:, None]).T @ X + 1e-3 * np.eye(2)
             step = np.linalg.solve(H, g)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,9 +55,19 @@ class EvalResult:
         return {"router": self.router, "benchmark": self.benchmark, "dropped": self.dropped, "repeats": self.repeats, **d}
 
 
-def router_win_rates(router: Router, prompts: Sequence[str], batch_size: int = 256, progress: bool = False) -> np.ndarray:
-    """Win rates over many prompts in batches, with an optional progress bar."""
+def router_win_rates(
+    router: Router,
+    prompts: Sequence[str],
+    batch_size: int = 256,
+    progress: bool = False,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Win rates over many prompts in batches, with an optional progress bar. With `embed` (e.g. an on-disk
+    embedding cache), embedding routers reuse those vectors instead of embedding again."""
     from tqdm.auto import tqdm
+
+    if embed is not None and getattr(router, "uses_embeddings", False) and hasattr(router, "win_rate_from_embeddings"):
+        return router.win_rate_from_embeddings(list(prompts), embed(list(prompts)))
 
     out = []
     steps = range(0, len(prompts), batch_size)
@@ -73,6 +83,7 @@ def evaluate_router(
     repeats: int | None = None,
     progress: bool = False,
     seed: int = 0,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> EvalResult:
     """Evaluate on a benchmark. A stochastic router (e.g. random) is scored as the mean over `repeats` seeds,
     its expected performance, rather than one draw (default 10 repeats for such routers)."""
@@ -83,7 +94,7 @@ def evaluate_router(
     runs: list[RoutingMetrics] = []
     for r in range(reps):
         rt = router.reseeded(seed + r) if stochastic else router  # type: ignore[attr-defined]
-        wr = router_win_rates(rt, bench.prompts, progress=progress and r == 0 and not stochastic)
+        wr = router_win_rates(rt, bench.prompts, progress=progress and r == 0 and not stochastic, embed=embed)
         runs.append(evaluate_win_rates(wr, strong, weak, n_boot=n_boot if r == 0 else 0, seed=seed))
     metrics = runs[0]
     if reps > 1:

@@ -12,6 +12,13 @@ from routing_core.router import Router
 
 _REGISTRY: dict[str, str] = {
     "random": "routing_core.routers.random:RandomRouter",
+    "length": "routing_core.routers.length:LengthRouter",
+    "logistic": "routing_core.routers.logistic:LogisticRouter",
+    "knn": "routing_core.routers.knn:KNNRouter",
+    "mf": "routing_core.routers.matrix_factorization:MFRouter",
+    "sw_ranking": "routing_core.routers.sw_ranking:SWRankingRouter",
+    "bert": "routing_core.routers.bert:BertRouter",
+    "causal_llm": "routing_core.routers.causal_llm:CausalLLMRouter",
 }
 
 DEFAULT_ROUTER = "random"

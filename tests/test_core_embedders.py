@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routing_core.embedders import CachedEmbedder, CallableEmbedder, TransformerEmbedder, default_embedder, l2_normalise
+from routing_core.embedders import (
+    CachedEmbedder,
+    CallableEmbedder,
+    TransformerEmbedder,
+    default_embedder,
+    l2_normalise,
+)
 
 
 def test_callable_adapter_normalises_and_checks_shape() -> None:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from routing_core.data.aliases import canonical_model
-from routing_core.data.records import MIN_PROMPT_CHARS, WINNERS, Battle, Benchmark, BenchmarkItem, ScoredPrompt
+from routing_core.data.records import (
+    MIN_PROMPT_CHARS,
+    WINNERS,
+    Battle,
+    Benchmark,
+    BenchmarkItem,
+    ScoredPrompt,
+)
 from routing_core.errors import DataError
 
 csv.field_size_limit(1 << 30)

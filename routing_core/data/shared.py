@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Literal
 
 from routing_core.data.aliases import canonical_model
-from routing_core.data.loaders import load_correctness_long, load_gsm8k, load_judge_verdicts, load_mmlu, read_csv, read_jsonl
+from routing_core.data.loaders import (
+    load_correctness_long,
+    load_gsm8k,
+    load_judge_verdicts,
+    load_mmlu,
+    read_csv,
+    read_jsonl,
+)
 from routing_core.data.records import Battle, Benchmark, BenchmarkItem, ScoredPrompt
 from routing_core.errors import DataError
 

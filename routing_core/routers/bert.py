@@ -1,0 +1,182 @@
+"""BERT-style classifier: a transformer encoder + a 3-way head (strong wins, tie, weak wins).
+
+win_rate = P(strong wins). The default backbone is the bundled all-MiniLM-L6-v2; any local Hugging Face encoder
+folder works. Training modes: "full" (every weight), "top" (the top `train_layers` encoder layers + head: the
+bundled checkpoint stores only those, so it stays small), "frozen" (head only: a linear probe).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routing_core.checkpoints import load_tensors
+from routing_core.embedders import minilm_path
+from routing_core.errors import CheckpointError
+from routing_core.routers._base import TrainedRouter, split_pairs
+
+MODES = ("full", "top", "frozen")
+DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
+
+
+def _backbone_path(backbone: str) -> str:
+    if backbone == DEFAULT_BACKBONE:
+        return str(minilm_path())
+    if not Path(backbone).is_dir():
+        raise ValueError(f"backbone {backbone!r} is not a local model folder (nothing is downloaded)")
+    return backbone
+
+
+class BertRouter(TrainedRouter):
+    """Sequence classifier over mean-pooled encoder states; P(strong wins) from a 3-way softmax."""
+
+    name = "bert"
+    uses_embeddings = False
+
+    def __init__(self, backbone: str = DEFAULT_BACKBONE, mode: str = "top", train_layers: int = 2, max_length: int = 256, batch_size: int = 32) -> None:
+        super().__init__(embedder=None)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.backbone, self.mode, self.train_layers = backbone, mode, int(train_layers)
+        self.max_length, self.batch_size = int(max_length), int(batch_size)
+        self._model: Any = None
+        self._tok: Any = None
+        self._head: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedder_name(self) -> str:
+        return self.backbone
+
+    def _build(self) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if self._model is None:
+            path = _backbone_path(self.backbone)
+            self._tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self._model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+            self._head = torch.nn.Linear(self._model.config.hidden_size, 3)
+
+    def trainable_names(self) -> list[str]:
+        """Names of the backbone parameters this mode trains (and the checkpoint stores)."""
+        self._build()
+        names = [n for n, _ in self._model.named_parameters()]
+        if self.mode == "full":
+            return names
+        if self.mode == "frozen":
+            return []
+        n_layers = int(self._model.config.num_hidden_layers)
+        top = {f"encoder.layer.{i}." for i in range(max(0, n_layers - self.train_layers), n_layers)}
+        return [n for n in names if any(n.startswith(t) for t in top)]
+
+    def _logits(self, prompts: Sequence[str], grad: bool = False) -> Any:
+        import torch
+
+        enc = self._tok(list(prompts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        with torch.set_grad_enabled(grad):
+            hidden = self._model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return self._head(pooled)
+
+    def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        import torch
+
+        with self._lock:
+            self._build()
+            out = np.empty(len(prompts))
+            order = np.argsort([len(p) for p in prompts], kind="stable")
+            with torch.inference_mode():
+                for i in range(0, len(prompts), self.batch_size):
+                    idx = order[i : i + self.batch_size]
+                    probs = torch.softmax(self._logits([prompts[j] for j in idx]), dim=-1)
+                    out[idx] = probs[:, 0].double().numpy()
+        return out
+
+    def fit(self, prompts: list[str], labels: np.ndarray, epochs: int = 2, lr: float = 5e-5, seed: int = 0, progress: bool = True) -> BertRouter:
+        """Cross-entropy on labels 0 (strong wins), 1 (tie), 2 (weak wins); AdamW, linear decay."""
+        import torch
+        from tqdm.auto import tqdm
+
+        torch.manual_seed(seed)
+        self._build()
+        trainable = set(self.trainable_names())
+        for n, p in self._model.named_parameters():
+            p.requires_grad_(n in trainable)
+        params = [p for p in self._model.parameters() if p.requires_grad] + list(self._head.parameters())
+        head_lr = max(lr, 1e-3) if self.mode == "frozen" else lr * 10
+        opt = torch.optim.AdamW([
+            {"params": [p for p in self._model.parameters() if p.requires_grad], "lr": lr},
+            {"params": list(self._head.parameters()), "lr": head_lr},
+        ], weight_decay=0.01)
+        y = torch.tensor(np.asarray(labels), dtype=torch.long)
+        counts = torch.bincount(y, minlength=3).float().clamp(min=1)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=(counts.sum() / (3 * counts)))
+        steps = epochs * ((len(prompts) + self.batch_size - 1) // self.batch_size)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(1, steps)))
+        g = torch.Generator().manual_seed(seed)
+        self._model.train()
+        bar = tqdm(total=steps, desc="bert fine-tuning", disable=not progress)
+        for _ in range(epochs):
+            perm = torch.randperm(len(prompts), generator=g).tolist()
+            for i in range(0, len(perm), self.batch_size):
+                idx = perm[i : i + self.batch_size]
+                opt.zero_grad()
+                loss = loss_fn(self._logits([prompts[j] for j in idx], grad=True), y[idx])
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.close()
+        self._model.eval()
+        with torch.no_grad():
+            for n, p in self._model.named_parameters():
+                p.requires_grad_(False)
+                if n in trainable:  # run what is saved: trained layers are stored in fp16
+                    p.copy_(p.half().float())
+        self.training_info.update({"mode": self.mode, "train_layers": self.train_layers, "epochs": epochs, "lr": lr, "examples": len(prompts)})
+        return self
+
+    @classmethod
+    def train(cls, data: Any, embed: Any = None, **opts: Any) -> BertRouter:
+        """Build and fit from TrainingData's strong-vs-weak examples."""
+        tr, _ = split_pairs(data.pairs)
+        r = cls(opts.get("backbone", DEFAULT_BACKBONE), opts.get("mode", "top"), int(opts.get("train_layers", 2)), int(opts.get("max_length", 256)))
+        return r.fit([x.prompt for x in tr], np.array([x.label for x in tr]), int(opts.get("epochs", 2)), float(opts.get("lr", 5e-5)), int(opts.get("seed", 0)))
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._build()
+        sd = self._model.state_dict()
+        tensors = {f"backbone.{n}": sd[n].detach().numpy().astype(np.float16) for n in self.trainable_names()}
+        tensors["head.weight"] = self._head.weight.detach().numpy().astype(np.float32)
+        tensors["head.bias"] = self._head.bias.detach().numpy().astype(np.float32)
+        return {"backbone": self.backbone, "mode": self.mode, "train_layers": self.train_layers, "max_length": self.max_length}, tensors
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any], backbone: str | None = None, **_: Any) -> BertRouter:
+        import torch
+
+        r = cls(backbone or config["backbone"], config["mode"], int(config["train_layers"]), int(config["max_length"]))
+        tensors = load_tensors(folder)
+        r._build()
+        expected = set(r.trainable_names())
+        got = {k.removeprefix("backbone.") for k in tensors if k.startswith("backbone.")}
+        if got != expected or "head.weight" not in tensors or "head.bias" not in tensors:
+            raise CheckpointError(f"{folder}: weights do not match the {r.mode!r} mode of backbone {r.backbone!r}")
+        sd = r._model.state_dict()
+        try:
+            for n in expected:
+                sd[n].copy_(torch.from_numpy(tensors[f"backbone.{n}"].astype(np.float32)))
+            r._head.weight.data.copy_(torch.from_numpy(tensors["head.weight"]))
+            r._head.bias.data.copy_(torch.from_numpy(tensors["head.bias"]))
+        except RuntimeError as e:
+            raise CheckpointError(f"{folder}: tensor shapes do not match the backbone ({e})") from e
+        r.restore_common(config, folder)
+        return r

@@ -1,0 +1,78 @@
+"""Logistic regression on the prompt embedding (plus log length): a strong, cheap baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routing_core.checkpoints import load_tensors, require
+from routing_core.embedders import Embedder
+from routing_core.routers._base import TrainedRouter, embedder_for, fit_logistic, log_loss
+
+
+def features(prompts: list[str], embeddings: np.ndarray) -> np.ndarray:
+    length = np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))[:, None] / 8.0
+    return np.hstack([embeddings.astype(np.float32), length])
+
+
+class LogisticRouter(TrainedRouter):
+    """P(strong wins) = sigmoid(w . [embedding, log length] + b), L2 strength chosen on a validation split."""
+
+    name = "logistic"
+
+    def __init__(self, l2: float | None = None, embedder: str | Embedder | None = None) -> None:
+        super().__init__(embedder)
+        self.l2 = l2
+        self.coef: np.ndarray | None = None
+
+    def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        assert self.coef is not None and embeddings is not None, "LogisticRouter is not fitted"
+        z = features(prompts, embeddings) @ self.coef[:-1] + self.coef[-1]
+        return 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+
+    def fit(
+        self,
+        prompts: list[str],
+        targets: np.ndarray,
+        embeddings: np.ndarray,
+        val: tuple[list[str], np.ndarray, np.ndarray] | None = None,
+    ) -> LogisticRouter:
+        X = features(prompts, embeddings)
+        y = np.asarray(targets, dtype=np.float64)
+        grid = [self.l2] if self.l2 is not None or val is None else [0.3, 1.0, 3.0, 10.0, 30.0]
+        best = None
+        for l2 in grid:
+            coef = fit_logistic(X, y, float(l2 if l2 is not None else 3.0))
+            self.coef = coef
+            loss = log_loss(self._raw_scores(val[0], val[2]), val[1]) if val is not None else 0.0
+            if best is None or loss < best[0]:
+                best = (loss, l2, coef)
+        assert best is not None
+        _, self.l2, self.coef = best
+        self.training_info["l2"] = self.l2
+        return self
+
+    @classmethod
+    def train(cls, data: Any, embed: Any, **opts: Any) -> LogisticRouter:
+        """Build and fit this router from a TrainingData (see routing_core.training)."""
+        from routing_core.routers._base import split_pairs
+
+        tr, va = split_pairs(data.pairs)
+        r = cls(opts.get("l2"), opts.get("embedder"))
+        pt, pv = [x.prompt for x in tr], [x.prompt for x in va]
+        yv = np.array([x.target for x in va])
+        return r.fit(pt, np.array([x.target for x in tr]), embed(pt), (pv, yv, embed(pv)) if va else None)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        assert self.coef is not None
+        return {"l2": self.l2}, {"coef": self.coef.astype(np.float32)}
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None) -> LogisticRouter:
+        r = cls(config.get("l2"), embedder_for(config, embedder))
+        (coef,) = require(load_tensors(folder), folder, "coef")
+        r.coef = coef.astype(np.float64)
+        r.restore_common(config, folder)
+        return r
