@@ -1,1 +1,17 @@
 """LangChain integration: RoutedChatModel routes every call to a strong or a weak chat model."""
+
+from langchain_routellm._routing import METADATA_KEY, ROUTE_EVENT, Route, default_routing_text, message_text
+from langchain_routellm.callbacks import RoutingCallbackHandler, RoutingSummary, SideTotals
+from langchain_routellm.chat_models import RoutedChatModel
+
+__all__ = [
+    "METADATA_KEY",
+    "ROUTE_EVENT",
+    "Route",
+    "RoutedChatModel",
+    "RoutingCallbackHandler",
+    "RoutingSummary",
+    "SideTotals",
+    "default_routing_text",
+    "message_text",
+]

@@ -1,0 +1,943 @@
+"""`RoutedChatModel`: a LangChain chat model that routes each call to a strong or a weak chat model (RouteLLM)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+    Callbacks,
+)
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models.model_profile import ModelProfile
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableMap,
+    RunnablePassthrough,
+    ensure_config,
+)
+from langchain_core.runnables.config import run_in_executor
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from langchain_routellm._routing import (
+    METADATA_KEY,
+    ROUTE_EVENT,
+    ROUTE_KWARG,
+    SIDES,
+    EventTarget,
+    Route,
+    RoutingTextFn,
+    Side,
+    ToolSet,
+    adispatch_route_event,
+    can_stream,
+    default_routing_text,
+    dispatch_route_event,
+    result_to_chunk,
+    run_manager_kwargs,
+    with_route_metadata,
+)
+from langchain_routellm._structured import STRUCTURED_KWARG, StructuredSpec
+from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, decide, load_router
+from routing_core.costs import count_tokens, get_encoding
+
+try:  # langchain-core >= 1.1 uses time-ordered run ids
+    from langchain_core.utils.uuid import uuid7 as _new_run_id
+except ImportError:  # pragma: no cover - older langchain-core
+    from uuid import uuid4 as _new_run_id
+
+logger = logging.getLogger("langchain_routellm")
+
+_AUTO = (None, "auto")
+# Standard constructor arguments of provider chat models that describe a client connection; a router has none.
+_CLIENT_ARGS = ("api_key", "base_url", "timeout", "max_retries", "organization", "default_headers")
+
+
+class RoutedChatModel(BaseChatModel):
+    """Learned LLM routing (RouteLLM): every call goes to a strong or a weak chat model.
+
+    A router estimates, per prompt, the probability that the strong model's answer beats the weak one's
+    (its *win rate*). The call goes to the strong model iff `win_rate >= threshold`; pick the threshold directly
+    or ask for a share of strong calls with `strong_fraction`. The two models may come from different providers.
+
+    Setup:
+        Install the plugin with its LangChain extra, plus the provider packages of your two models.
+
+        ```bash
+        pip install -U "routellm-plugin[langchain]" langchain-openai langchain-anthropic
+        export OPENAI_API_KEY="..."  # whatever the inner models need
+        ```
+
+    Key init args — routing:
+        strong: BaseChatModel
+            The capable, expensive model.
+        weak: BaseChatModel
+            The cheap model.
+        router: str | Path | Router
+            A bundled router name, a checkpoint folder, or a `routing_core.Router`; defaults to
+            `routing_core.DEFAULT_ROUTER`. Loaded once, at construction. Use `router_kwargs` to configure it.
+        threshold: float | None
+            Strong iff win_rate >= threshold, in [0, 1].
+        strong_fraction: float | None
+            Instead of `threshold`: the target share of strong calls, in [0, 1], turned into a threshold with
+            `router.threshold_for_strong_fraction`. Give exactly one of `threshold` and `strong_fraction`.
+        routing_text: Callable[[Sequence[BaseMessage]], str] | None
+            What the router reads. Default: the last human message's text (see "Routing text" below).
+        no_text_model: "strong" | "weak"
+            Where calls with no routing text go (default "strong").
+
+    Key init args — call params (forwarded to the chosen model when set):
+        temperature: float | None
+        max_tokens: int | None
+        stop: list[str] | None
+
+        Client settings (`api_key`, `timeout`, `max_retries`, ...) belong to the inner models; passing them here
+        warns and ignores them.
+
+    Instantiate:
+        ```python
+        from langchain_anthropic import ChatAnthropic
+        from langchain_openai import ChatOpenAI
+        from langchain_routellm import RoutedChatModel
+
+        model = RoutedChatModel(
+            strong=ChatOpenAI(model="gpt-4o"),
+            weak=ChatAnthropic(model="claude-3-5-haiku-latest"),
+            strong_fraction=0.3,  # or threshold=0.5
+            # router="random",    # defaults to routing_core.DEFAULT_ROUTER
+        )
+        ```
+
+    Invoke:
+        ```python
+        messages = [
+            ("system", "You are a helpful translator. Translate the user sentence to French."),
+            ("human", "I love programming."),
+        ]
+        model.invoke(messages)
+        ```
+
+        ```python
+        AIMessage(
+            content="J'adore la programmation.",
+            response_metadata={
+                "model_name": "claude-3-5-haiku-20241022",
+                "routellm": {
+                    "router": "random", "threshold": 0.7, "win_rate": 0.41,
+                    "model": "weak", "model_name": "claude-3-5-haiku-latest", "reason": "router",
+                },
+                ...
+            },
+            usage_metadata={"input_tokens": 28, "output_tokens": 9, "total_tokens": 37},
+        )
+        ```
+
+        Force a side for one call with `model="strong"` / `model="weak"` (or the name of one of the two models):
+        `model.invoke(messages, model="strong")`.
+
+    Stream:
+        ```python
+        for chunk in model.stream(messages):
+            print(chunk.text, end="")
+        ```
+
+        The chosen model streams natively; exactly one chunk (the first) carries
+        `response_metadata["routellm"]`, so `sum(chunks)` has it once.
+
+    Async:
+        ```python
+        await model.ainvoke(messages)
+
+        async for chunk in model.astream(messages):
+            print(chunk.text, end="")
+
+        await model.abatch([messages, messages])
+        ```
+
+        The router's win rate is computed in a thread executor: the event loop never waits on it.
+
+    Tool calling:
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class GetWeather(BaseModel):
+            '''Get the current weather in a given location'''
+
+            location: str = Field(..., description="The city and state, e.g. San Francisco, CA")
+
+
+        model_with_tools = model.bind_tools([GetWeather], tool_choice="any")
+        ai_msg = model_with_tools.invoke("What is the weather like in LA?")
+        ai_msg.tool_calls
+        ```
+
+        ```python
+        [{"name": "GetWeather", "args": {"location": "Los Angeles, CA"}, "id": "call_1", "type": "tool_call"}]
+        ```
+
+        Tools are kept as given and bound, with each provider's own `bind_tools`, on the model that is chosen at
+        call time (converted once per side and cached), so strong and weak may use different tool formats.
+        Both models must support tool calling; `bind_tools` checks that up front.
+
+    Structured output:
+        ```python
+        class Joke(BaseModel):
+            '''Joke to tell user.'''
+
+            setup: str = Field(description="The setup of the joke")
+            punchline: str = Field(description="The punchline to the joke")
+
+
+        structured_model = model.with_structured_output(Joke)
+        structured_model.invoke("Tell me a joke about cats")
+        ```
+
+        ```python
+        Joke(setup="Why was the cat sitting on the computer?", punchline="To keep an eye on the mouse!")
+        ```
+
+        `method="function_calling"` (default) is portable across providers. `method="json_schema"` and
+        `method="json_mode"` use each side's own implementation: the chosen side's request options are sent and
+        its own parser reads the answer.
+
+    Token usage:
+        ```python
+        ai_msg = model.invoke(messages)
+        ai_msg.usage_metadata
+        ```
+
+        ```python
+        {"input_tokens": 28, "output_tokens": 9, "total_tokens": 37}
+        ```
+
+        Usage comes from the model that answered, once per call (there is a single chat-model run; the inner
+        model's generation methods run inside it). `get_num_tokens` counts offline with tiktoken.
+
+    Response metadata:
+        ```python
+        ai_msg = model.invoke(messages)
+        ai_msg.response_metadata["routellm"]
+        ```
+
+        ```python
+        {
+            "router": "random",  # router name
+            "threshold": 0.7,  # threshold in use
+            "win_rate": 0.41,  # router's strong-win rate; None when not consulted
+            "model": "weak",  # side that answered
+            "model_name": "claude-3-5-haiku-latest",
+            "reason": "router",  # or "forced" (model= kwarg) or "no_text"
+        }
+        ```
+
+        The same record is sent as a custom callback event named `routellm_route` (see `ROUTE_EVENT`) inside
+        the chat-model run: it shows up in `astream_events` and reaches every callback handler, e.g.
+        `langchain_routellm.RoutingCallbackHandler`, which logs decisions and sums calls, tokens and costs per
+        side. Tracing (`_get_ls_params`) names the provider and model that actually answered.
+
+    Routing text:
+        By default the router reads the text of the last human message: a string content, or the `text` blocks
+        of list content joined by newlines (images, audio, files and tool results are ignored). If that message
+        has no text (e.g. an image only), the previous human message with text is used. Tool results never
+        count, so every step of a tool-calling loop is routed on the user's request. When there is no human text
+        at all (only system/AI/tool messages, or images only) — or your `routing_text` callable returns an empty
+        string — the router is not consulted: the call goes to `no_text_model` ("strong" by default) with
+        `win_rate=None` and `reason="no_text"`. An empty message list raises `ValueError`.
+
+        To see a decision without calling a model: `model.route(messages).payload` (or `await model.aroute(...)`).
+
+    Errors:
+        Routing errors (empty input, a bad `model=` value, a failing router) and inner-model errors are raised
+        inside the chat-model run, so callbacks and tracers see the run end with `on_llm_error` before the
+        exception propagates unchanged to the caller.
+
+    Inner models:
+        The chosen model's `_generate`/`_agenerate`/`_stream`/`_astream` run inside the router's own run, with
+        its run manager, so tokens and usage are reported once. Consequently the inner models' own `callbacks`,
+        `tags`, `metadata` and `cache` are not used (set them on the `RoutedChatModel`); their `rate_limiter` and
+        `disable_streaming` are honored. The router must be thread-safe (the bundled ones are).
+    """
+
+    strong: BaseChatModel
+    """The strong (capable, expensive) chat model."""
+    weak: BaseChatModel
+    """The weak (cheap) chat model."""
+    router: Router = Field(default=None, exclude=True, validate_default=False)  # type: ignore[assignment]
+    """The router, loaded once at construction from a name, a checkpoint folder or a `Router` instance. Excluded
+    from serialization (it is a live Python object, possibly user-defined); `_identifying_params` carries its
+    `describe()` for tracing and cache keys."""
+    router_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for `routing_core.load_router` (e.g. `{"seed": 1}` for the random router)."""
+    threshold: float | None = None
+    """Strong iff win_rate >= threshold. After construction it holds the threshold in use, also when it was
+    derived from `strong_fraction`."""
+    strong_fraction: float | None = None
+    """Target share of strong calls, turned into a threshold by the router's reference win rates."""
+    routing_text: RoutingTextFn | None = Field(default=None, exclude=True)
+    """Messages -> the text to route on. Default: `default_routing_text` (the last human message's text)."""
+    no_text_model: Side = "strong"
+    """The side used when there is no routing text (no human text at all)."""
+    temperature: float | None = None
+    """Forwarded to the chosen model as a call argument when set."""
+    max_tokens: int | None = None
+    """Forwarded to the chosen model as a call argument when set."""
+    stop: list[str] | None = None
+    """Default stop sequences for the chosen model (a call's own `stop` wins)."""
+    streaming: bool = False
+    """Use the streaming path of the chosen model for `invoke` too (tokens reach callbacks as they arrive)."""
+    tiktoken_encoding: str = "cl100k_base"
+    """The tiktoken encoding used by `get_num_tokens` (offline)."""
+
+    _names: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    # ------------------------------------------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_router(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        allowed = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+        unknown = sorted(k for k in data if k not in allowed)
+        if unknown:
+            client = [k for k in unknown if k in _CLIENT_ARGS]
+            hint = (
+                "client settings such as timeouts, retries and API keys belong to the strong and weak models"
+                if client
+                else "see RoutedChatModel's fields"
+            )
+            warnings.warn(
+                f"RoutedChatModel ignores unknown argument(s) {', '.join(unknown)}: {hint}",
+                UserWarning,
+                stacklevel=4,
+            )
+            for k in unknown:
+                data.pop(k)
+        spec = data.get("router")
+        if spec is None:
+            spec = DEFAULT_ROUTER
+        if not isinstance(spec, Router | str | Path):
+            raise TypeError(
+                f"router must be a router name, a checkpoint folder or a routing_core.Router, got "
+                f"{type(spec).__name__}"
+            )
+        router_kwargs = data.get("router_kwargs") or {}
+        data["router"] = load_router(spec, **router_kwargs) if router_kwargs else load_router(spec)
+        return data
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _check_threshold(cls, value: Any) -> Any:
+        return None if value is None else check_threshold(value)
+
+    @field_validator("strong_fraction", mode="before")
+    @classmethod
+    def _check_strong_fraction(cls, value: Any) -> Any:
+        return None if value is None else check_strong_fraction(value)
+
+    @model_validator(mode="after")
+    def _resolve_threshold(self) -> Self:
+        if self.threshold is None and self.strong_fraction is None:
+            raise ValueError(
+                "RoutedChatModel needs a threshold: pass threshold=<float in [0, 1]> (strong iff win_rate >= "
+                "threshold) or strong_fraction=<float in [0, 1]> (the target share of strong calls)"
+            )
+        if self.threshold is not None and self.strong_fraction is not None:
+            raise ValueError(
+                "pass either threshold or strong_fraction, not both (strong_fraction is turned into a threshold)"
+            )
+        if self.strong_fraction is not None:
+            self.threshold = check_threshold(self.router.threshold_for_strong_fraction(self.strong_fraction))
+        if self.no_text_model not in SIDES:
+            raise ValueError(f"no_text_model must be 'strong' or 'weak', got {self.no_text_model!r}")
+        self._names = {side: _model_name(self._model(side)) for side in SIDES}
+        return self
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """What both models support: booleans and-ed, limits min-ed, other keys kept when equal."""
+        a, b = self.strong.profile, self.weak.profile
+        if not a or not b:
+            return None
+        merged: dict[str, Any] = {}
+        for key in a.keys() & b.keys():
+            va, vb = a[key], b[key]  # type: ignore[literal-required]
+            if isinstance(va, bool) and isinstance(vb, bool):
+                merged[key] = va and vb
+            elif isinstance(va, int) and isinstance(vb, int):
+                merged[key] = min(va, vb)
+            elif va == vb:
+                merged[key] = va
+        return merged  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------------------------------------------
+    # identity and tracing
+    # ------------------------------------------------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "routellm"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "strong": {"_type": self.strong._llm_type, **self.strong._identifying_params},
+            "weak": {"_type": self.weak._llm_type, **self.weak._identifying_params},
+            "router": self.router.describe(),
+            "threshold": self.threshold,
+            "no_text_model": self.no_text_model,
+        }
+
+    @property
+    def model_names(self) -> dict[str, str]:
+        """{"strong": name, "weak": name}: the names used in routing records, tracing and cost tables."""
+        return dict(self._names)
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """The provider and model of the side that answers (known once routed), so tracing and cost tracking see
+        the real model; before a decision exists, provider "routellm" and "<strong>|<weak>" as the model."""
+        route = kwargs.get(ROUTE_KWARG)
+        side: Side | None = route.side if isinstance(route, Route) else None
+        requested = kwargs.get("model")
+        if side is None and isinstance(requested, str):
+            side = self._match_side(requested)
+        stop = stop if stop is not None else self.stop
+        if side is not None:
+            inner_kwargs = {
+                k: v for k, v in kwargs.items() if k not in (ROUTE_KWARG, STRUCTURED_KWARG, "model", "tools")
+            }
+            params = self._model(side)._get_ls_params(stop=stop, **inner_kwargs)
+        else:
+            params = LangSmithParams(
+                ls_provider="routellm",
+                ls_model_name=requested
+                if isinstance(requested, str) and requested not in ("auto",)
+                else f"{self._names['strong']}|{self._names['weak']}",
+                ls_model_type="chat",
+            )
+            if stop:
+                params["ls_stop"] = stop
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+            params["ls_max_tokens"] = max_tokens
+        return params
+
+    def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        kwargs.pop(ROUTE_KWARG, None)
+        tools = kwargs.get("tools")
+        if isinstance(tools, ToolSet):
+            kwargs["tools"] = tools.openai_tools()
+            if tools.tool_choice is not None:
+                kwargs["tool_choice"] = tools.tool_choice
+            kwargs.update(tools.extra)
+        spec = kwargs.pop(STRUCTURED_KWARG, None)
+        if isinstance(spec, StructuredSpec):
+            kwargs["structured_output_method"] = spec.method
+        return super()._get_invocation_params(stop=stop if stop is not None else self.stop, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------
+    # routing
+    # ------------------------------------------------------------------------------------------------------
+
+    def _model(self, side: Side) -> BaseChatModel:
+        return self.strong if side == "strong" else self.weak
+
+    def _match_side(self, requested: str) -> Side | None:
+        if requested in SIDES:
+            return requested  # type: ignore[return-value]
+        matches = [side for side in SIDES if self._names.get(side) == requested]
+        return matches[0] if len(matches) == 1 else None
+
+    def _forced_side(self, requested: Any) -> Side | None:
+        if requested in _AUTO:
+            return None
+        if isinstance(requested, str):
+            side = self._match_side(requested)
+            if side is not None:
+                return side
+            if requested in self._names.values():
+                raise ValueError(
+                    f"model={requested!r} names both routed models; use model='strong' or 'weak'"
+                )
+        raise ValueError(
+            f"model={requested!r} is not one of the routed models: use 'strong', 'weak', "
+            f"{self._names['strong']!r}, {self._names['weak']!r} or 'auto'"
+        )
+
+    def _text(self, messages: Sequence[BaseMessage]) -> str:
+        if self.routing_text is None:
+            return default_routing_text(messages)
+        text = self.routing_text(messages)
+        if not isinstance(text, str):
+            raise TypeError(f"routing_text must return a str, got {type(text).__name__}")
+        return text
+
+    def _record(self, side: Side, win_rate: float | None, reason: str) -> Route:
+        payload = {
+            "router": self.router.name,
+            "threshold": self.threshold,
+            "win_rate": win_rate,
+            "model": side,
+            "model_name": self._names[side],
+            "reason": reason,
+        }
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("routellm: %s -> %s (%s, win_rate=%s)", self.router.name, side, reason, win_rate)
+        return Route(side, payload)
+
+    def _precheck(self, messages: Sequence[BaseMessage], requested: Any) -> Route | str:
+        """A finished route when the router is not needed, else the text to route on."""
+        if not messages:
+            raise ValueError(
+                "RoutedChatModel received an empty message list: there is nothing to route or answer"
+            )
+        side = self._forced_side(requested)
+        if side is not None:
+            return self._record(side, None, "forced")
+        text = self._text(messages)
+        if not text.strip():
+            return self._record(self.no_text_model, None, "no_text")
+        return text
+
+    def _decide(self, win_rates: Any) -> Route:
+        win_rate = float(win_rates[0])
+        return self._record(decide(win_rate, self.threshold).model, win_rate, "router")  # type: ignore[arg-type]
+
+    def route(self, messages: Sequence[BaseMessage], *, model: str | None = None) -> Route:
+        """Decide without calling a model (what `invoke` would do). Errors are returned in `Route.error`."""
+        try:
+            pre = self._precheck(messages, model)
+            return pre if isinstance(pre, Route) else self._decide(self.router.win_rate([pre]))
+        except Exception as e:  # raised later, inside the chat-model run, so callbacks see it
+            return Route(None, error=e)
+
+    async def aroute(self, messages: Sequence[BaseMessage], *, model: str | None = None) -> Route:
+        """Async `route`: the router runs in a thread executor so the event loop is never blocked."""
+        try:
+            pre = self._precheck(messages, model)
+            if isinstance(pre, Route):
+                return pre
+            return self._decide(await run_in_executor(None, self.router.win_rate, [pre]))
+        except Exception as e:
+            return Route(None, error=e)
+
+    def _take_route(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Route:
+        route = kwargs.pop(ROUTE_KWARG, None)
+        requested = kwargs.pop("model", None)
+        return route if isinstance(route, Route) else self.route(messages, model=requested)
+
+    async def _atake_route(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Route:
+        route = kwargs.pop(ROUTE_KWARG, None)
+        requested = kwargs.pop("model", None)
+        return route if isinstance(route, Route) else await self.aroute(messages, model=requested)
+
+    # ------------------------------------------------------------------------------------------------------
+    # public entry points: decide before the run starts, so tracing names the model that answers
+    # ------------------------------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Callbacks = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: Any = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        if len(messages) == 1 and ROUTE_KWARG not in kwargs:
+            run_id = run_id or _new_run_id()
+            route = self.route(messages[0], model=kwargs.pop("model", None))
+            route.target = EventTarget(run_id, callbacks, tags, metadata)
+            kwargs[ROUTE_KWARG] = route
+        return super().generate(
+            messages,
+            stop,
+            callbacks,
+            tags=tags,
+            metadata=metadata,
+            run_name=run_name,
+            run_id=run_id,
+            **kwargs,
+        )
+
+    async def agenerate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Callbacks = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: Any = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        if len(messages) == 1 and ROUTE_KWARG not in kwargs:
+            run_id = run_id or _new_run_id()
+            route = await self.aroute(messages[0], model=kwargs.pop("model", None))
+            route.target = EventTarget(run_id, callbacks, tags, metadata)
+            kwargs[ROUTE_KWARG] = route
+        return await super().agenerate(
+            messages,
+            stop,
+            callbacks,
+            tags=tags,
+            metadata=metadata,
+            run_name=run_name,
+            run_id=run_id,
+            **kwargs,
+        )
+
+    def _stream_config(self, config: RunnableConfig | None) -> tuple[RunnableConfig, EventTarget]:
+        config = ensure_config(config)
+        run_id = config.get("run_id") or _new_run_id()
+        config["run_id"] = run_id
+        return config, EventTarget(
+            run_id, config.get("callbacks"), config.get("tags"), config.get("metadata")
+        )
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        # langchain-core's stream() calls _stream without the run manager: fix the run id up front and hand the
+        # caller's callbacks to _stream, so the routing event still belongs to this run.
+        if ROUTE_KWARG not in kwargs:
+            config, target = self._stream_config(config)
+            route = self.route(self._convert_input(input).to_messages(), model=kwargs.pop("model", None))
+            route.target = target
+            kwargs[ROUTE_KWARG] = route
+        yield from super().stream(input, config, stop=stop, **kwargs)
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        if ROUTE_KWARG not in kwargs:
+            config, target = self._stream_config(config)
+            route = await self.aroute(
+                self._convert_input(input).to_messages(), model=kwargs.pop("model", None)
+            )
+            route.target = target
+            kwargs[ROUTE_KWARG] = route
+        async for chunk in super().astream(input, config, stop=stop, **kwargs):
+            yield chunk
+
+    def _chat_model_stream_v3(  # type: ignore[override]
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        # stream_events(version="v3") hands the run manager to _stream; only the decision is made up front.
+        if ROUTE_KWARG not in kwargs:
+            kwargs[ROUTE_KWARG] = self.route(
+                self._convert_input(input).to_messages(), model=kwargs.pop("model", None)
+            )
+        return super()._chat_model_stream_v3(input, config, stop=stop, **kwargs)
+
+    async def _achat_model_stream_v3(  # type: ignore[override]
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if ROUTE_KWARG not in kwargs:
+            kwargs[ROUTE_KWARG] = await self.aroute(
+                self._convert_input(input).to_messages(), model=kwargs.pop("model", None)
+            )
+        return await super()._achat_model_stream_v3(input, config, stop=stop, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------
+    # generation: one chat-model run; the chosen model's own methods run inside it
+    # ------------------------------------------------------------------------------------------------------
+
+    def _call_kwargs(self, side: Side, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Call kwargs for the chosen model: neutral tools/structured-output bindings in its own dialect."""
+        tools = kwargs.pop("tools", None)
+        if tools is not None:
+            if not isinstance(tools, ToolSet):
+                tools = ToolSet(tools, kwargs.pop("tool_choice", None))
+            kwargs = {**tools.kwargs_for(side, model), **kwargs}
+        spec = kwargs.pop(STRUCTURED_KWARG, None)
+        if isinstance(spec, StructuredSpec):
+            kwargs = {**spec.kwargs[side], **kwargs}
+        if self.temperature is not None:
+            kwargs.setdefault("temperature", self.temperature)
+        if self.max_tokens is not None:
+            kwargs.setdefault("max_tokens", self.max_tokens)
+        return kwargs
+
+    @staticmethod
+    def _annotate(result: ChatResult, route: Route) -> ChatResult:
+        generations = [
+            g.model_copy(update={"message": with_route_metadata(g.message, route.payload)})
+            for g in result.generations
+        ]
+        return ChatResult(generations=generations, llm_output=result.llm_output)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        route = self._take_route(messages, kwargs)
+        side = route.raise_if_failed()
+        dispatch_route_event(self, route, run_manager)
+        model = self._model(side)
+        call_kwargs = self._call_kwargs(side, model, kwargs)
+        if model.rate_limiter:
+            model.rate_limiter.acquire(blocking=True)
+        result = model._generate(
+            messages,
+            stop=stop if stop is not None else self.stop,
+            **run_manager_kwargs(model, "_generate", run_manager),
+            **call_kwargs,
+        )
+        return self._annotate(result, route)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        route = await self._atake_route(messages, kwargs)
+        side = route.raise_if_failed()
+        await adispatch_route_event(self, route, run_manager)
+        model = self._model(side)
+        call_kwargs = self._call_kwargs(side, model, kwargs)
+        if model.rate_limiter:
+            await model.rate_limiter.aacquire(blocking=True)
+        result = await model._agenerate(
+            messages,
+            stop=stop if stop is not None else self.stop,
+            **run_manager_kwargs(model, "_agenerate", run_manager),
+            **call_kwargs,
+        )
+        return self._annotate(result, route)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        route = self._take_route(messages, kwargs)
+        side = route.raise_if_failed()
+        dispatch_route_event(self, route, run_manager)
+        model = self._model(side)
+        call_kwargs = self._call_kwargs(side, model, kwargs)
+        stop = stop if stop is not None else self.stop
+        if model.rate_limiter:
+            model.rate_limiter.acquire(blocking=True)
+        # The run manager is passed on exactly as received: langchain-core reports tokens itself when it calls
+        # _stream without one, and providers report them when they get one, so each token is reported once.
+        if not can_stream(model, async_api=False, kwargs=call_kwargs):
+            result = model._generate(
+                messages, stop=stop, **run_manager_kwargs(model, "_generate", run_manager), **call_kwargs
+            )
+            chunk = result_to_chunk(self._annotate(result, route))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+            return
+        first = True
+        for chunk in model._stream(
+            messages, stop=stop, **run_manager_kwargs(model, "_stream", run_manager), **call_kwargs
+        ):
+            if first:
+                chunk = chunk.model_copy(
+                    update={"message": with_route_metadata(chunk.message, route.payload)}
+                )
+                first = False
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        route = await self._atake_route(messages, kwargs)
+        side = route.raise_if_failed()
+        await adispatch_route_event(self, route, run_manager)
+        model = self._model(side)
+        call_kwargs = self._call_kwargs(side, model, kwargs)
+        stop = stop if stop is not None else self.stop
+        if model.rate_limiter:
+            await model.rate_limiter.aacquire(blocking=True)
+        if not can_stream(model, async_api=True, kwargs=call_kwargs):
+            result = await model._agenerate(
+                messages, stop=stop, **run_manager_kwargs(model, "_agenerate", run_manager), **call_kwargs
+            )
+            chunk = result_to_chunk(self._annotate(result, route))
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+            return
+        first = True
+        async for chunk in model._astream(
+            messages, stop=stop, **run_manager_kwargs(model, "_astream", run_manager), **call_kwargs
+        ):
+            if first:
+                chunk = chunk.model_copy(
+                    update={"message": with_route_metadata(chunk.message, route.payload)}
+                )
+                first = False
+            yield chunk
+
+    # ------------------------------------------------------------------------------------------------------
+    # tools and structured output
+    # ------------------------------------------------------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; they are translated by the chosen model's own `bind_tools` at call time.
+
+        Args:
+            tools: Tools in any form LangChain accepts (BaseTool, function, pydantic class, TypedDict, OpenAI or
+                provider-specific dict). Kept as given; each side converts them once, with its own `bind_tools`.
+            tool_choice: Passed to each side's `bind_tools` ("auto", "any", "none", a tool name, ...), which maps
+                it to its provider's dialect.
+            **kwargs: Further `bind_tools` options (e.g. `parallel_tool_calls`, `strict`) for both sides.
+
+        Raises:
+            NotImplementedError: If either model does not support tool calling.
+        """
+        ls_format = kwargs.pop("ls_structured_output_format", None)
+        toolset = ToolSet(tools, tool_choice, kwargs)
+        for side in SIDES:  # fail now, not at the first call, and convert once per side
+            toolset.kwargs_for(side, self._model(side))
+        toolset.openai_tools()
+        bound: dict[str, Any] = {"tools": toolset}
+        if ls_format is not None:
+            bound["ls_structured_output_format"] = ls_format
+        return self.bind(**bound)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Structured output from whichever model answers.
+
+        Args:
+            schema: A pydantic class, TypedDict, JSON schema or OpenAI tool schema.
+            include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of the parsed value.
+            method: "function_calling" (default): a forced tool call, portable across providers.
+                "json_schema" / "json_mode": each side's own implementation of that method (both models must
+                support it); the answer is parsed by the parser of the side that produced it.
+            strict: Passed on to the models when not None.
+        """
+        if kwargs:
+            raise ValueError(f"Received unsupported arguments {kwargs}")
+        options = {} if strict is None else {"strict": strict}
+        ls_format = {"kwargs": {"method": method, **options}, "schema": schema}
+        parser: Runnable
+        if method == "function_calling":
+            llm = self.bind_tools(
+                [schema], tool_choice="any", ls_structured_output_format=ls_format, **options
+            )
+            if isinstance(schema, type) and is_basemodel_subclass(schema):
+                parser = PydanticToolsParser(tools=[schema], first_tool_only=True)
+            else:
+                key_name = convert_to_openai_tool(schema)["function"]["name"]
+                parser = JsonOutputKeyToolsParser(key_name=key_name, first_tool_only=True)
+        elif method in ("json_schema", "json_mode"):
+            spec = StructuredSpec(schema, method, {"strong": self.strong, "weak": self.weak}, options)
+            llm = self.bind(**{STRUCTURED_KWARG: spec, "ls_structured_output_format": ls_format})
+            parser = RunnableLambda(spec.parse, afunc=spec.aparse, name="RoutedStructuredOutputParser")
+        else:
+            raise ValueError(
+                f"unknown method {method!r}: use 'function_calling' (portable), 'json_schema' or 'json_mode'"
+            )
+        if include_raw:
+            parser_assign = RunnablePassthrough.assign(
+                parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+            )
+            parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
+            parser_with_fallback = parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
+            return RunnableMap(raw=llm) | parser_with_fallback
+        return llm | parser
+
+    # ------------------------------------------------------------------------------------------------------
+    # tokens
+    # ------------------------------------------------------------------------------------------------------
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids with tiktoken (`tiktoken_encoding`), offline."""
+        return list(get_encoding(self.tiktoken_encoding).encode(text, disallowed_special=()))
+
+    def get_num_tokens(self, text: str) -> int:
+        """Number of tokens with tiktoken (`tiktoken_encoding`), offline."""
+        return count_tokens(text, self.tiktoken_encoding)
+
+
+def _model_name(model: BaseChatModel) -> str:
+    """A model's name for records and tracing: its ls_model_name, else model/model_name, else its type."""
+    try:
+        name = model._get_ls_params().get("ls_model_name")
+    except Exception:  # a provider bug here must not break construction
+        name = None
+    if not isinstance(name, str) or not name:
+        for attr in ("model_name", "model", "model_id"):
+            value = getattr(model, attr, None)
+            if isinstance(value, str) and value:
+                name = value
+                break
+        else:
+            name = model._llm_type
+    return name
+
+
+__all__ = ["METADATA_KEY", "ROUTE_EVENT", "RoutedChatModel"]
