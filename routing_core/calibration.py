@@ -36,7 +36,10 @@ def reference_quantiles(win_rates: Sequence[float] | np.ndarray, n: int = 1001) 
 
 
 class PlattScaler:
-    """Logistic calibration p = sigmoid(a * logit(s) + b), fitted by Newton's method on validation labels."""
+    """Logistic calibration p = sigmoid(a * logit(s) + b), fitted by Newton's method on validation labels.
+
+    The slope is kept positive so calibration never reverses the router's order (it only moves thresholds).
+    """
 
     def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
         self.a = float(a)
@@ -64,6 +67,16 @@ class PlattScaler:
             theta -= step
             if np.abs(step).max() < 1e-8:
                 break
+        if theta[0] < 1e-3:
+            # calibration must keep the router's order: refit the intercept with a small positive slope
+            theta[0] = 1e-3
+            for _ in range(50):
+                p = 1 / (1 + np.exp(-np.clip(X @ theta, -30, 30)))
+                g = float(np.sum(w * (p - y)))
+                h = float(np.sum(w * p * (1 - p))) + 1e-6
+                theta[1] -= g / h
+                if abs(g / h) < 1e-9:
+                    break
         self.a, self.b = float(theta[0]), float(theta[1])
         return self
 

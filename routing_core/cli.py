@@ -162,7 +162,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         train, _ = load_prompts(args.train_prompts)
         bench = decontaminate(bench, train, default_embedder())
-    result = evaluate_router(router, bench, n_boot=args.n_boot, repeats=args.repeats, progress=True)
+    result = evaluate_router(router, bench, n_boot=args.n_boot, repeats=args.repeats, progress=True, seed=args.seed or 0)
     print(format_table([result]))
     if bench.dropped:
         print("dropped before evaluation: " + ", ".join(f"{k}: {v}" for k, v in bench.dropped.items()))

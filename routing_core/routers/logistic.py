@@ -1,4 +1,9 @@
-"""Logistic regression on the prompt embedding (plus log length): a strong, cheap baseline."""
+"""Logistic regression on the prompt embedding plus prompt-size features: a strong, cheap baseline.
+
+The embedding is length-normalised, so it cannot say how long or how involved a prompt is; four standardised
+size signals (log characters, log words, log lines, digit share) give the model that, which matters on
+math and multiple-choice prompts where longer usually means harder.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,21 @@ from routing_core.embedders import Embedder
 from routing_core.routers._base import TrainedRouter, embedder_for, fit_logistic, log_loss
 
 
+def length_features(prompts: list[str]) -> np.ndarray:
+    """Standardised prompt-size signals the (length-normalised) embedding cannot carry."""
+    chars = np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))
+    words = np.log1p(np.array([len(p.split()) for p in prompts], dtype=np.float32))
+    lines = np.log1p(np.array([p.count("\n") for p in prompts], dtype=np.float32))
+    digits = np.array([sum(c.isdigit() for c in p) / max(1, len(p)) for p in prompts], dtype=np.float32)
+    return np.stack([(chars - 5.5) / 1.2, (words - 4.0) / 1.2, lines - 1.0, digits * 10.0], axis=1)
+
+
 def features(prompts: list[str], embeddings: np.ndarray) -> np.ndarray:
-    length = np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))[:, None] / 8.0
-    return np.hstack([embeddings.astype(np.float32), length])
+    return np.hstack([embeddings.astype(np.float32), length_features(prompts)])
 
 
 class LogisticRouter(TrainedRouter):
-    """P(strong wins) = sigmoid(w . [embedding, log length] + b), L2 strength chosen on a validation split."""
+    """P(strong wins) = sigmoid(w . [embedding, size features] + b), L2 strength chosen on a validation split."""
 
     name = "logistic"
 

@@ -134,7 +134,8 @@ class SWRankingRouter(TrainedRouter):
                 raise ValueError(f"embeddings has {keys.shape[0]} rows for {U} unique prompts")
         used = counts.sum(1) > 0
         self.keys = keys[used].astype(np.float16)
-        self.wins, self.counts = wins[used], counts[used]
+        # stored as fp16: counts are small integers and wins multiples of 0.5, so the round trip is exact
+        self.wins, self.counts = wins[used].astype(np.float16).astype(np.float32), counts[used].astype(np.float16).astype(np.float32)
         self.pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         tier_theta = np.zeros(T)
         P = self.pairs
@@ -196,7 +197,7 @@ class SWRankingRouter(TrainedRouter):
         assert self.pairs is not None and self.prior is not None
         params = {"strong_model": self.strong_model, "weak_model": self.weak_model, "num_tiers": self.num_tiers,
                   "gamma": self.gamma, "l2": self.l2, "newton_steps": self.newton_steps, "models": self.models}
-        tensors = {"keys": self.keys, "wins": self.wins.astype(np.float32), "counts": self.counts.astype(np.float32),
+        tensors = {"keys": self.keys, "wins": self.wins.astype(np.float16), "counts": self.counts.astype(np.float16),
                    "pairs": self.pairs, "model_tier": self.model_tier, "prior": self.prior.astype(np.float32)}
         return params, tensors
 

@@ -1,0 +1,89 @@
+"""Router overhead on this machine: throughput (batched) and single-prompt latency, embedding included.
+
+Prints a table. Targets (issue #3): SW ranking >= 100 prompts/s batched, embedding included, on 2 cores; an MF
+decision for one prompt, embedding included, p50 <= 20 ms. The original RouteLLM SW router manages 2.9 req/s
+(and needs an OpenAI embedding call per prompt); ratios are against that published figure and, side by side in
+this run, against the embedding alone.
+
+    python benchmarks/router_speed.py [--n 512] [--routers sw_ranking,mf,logistic,knn,bert]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTELLM_SW_REQ_PER_S = 2.9
+
+
+def sample_prompts(n: int) -> list[str]:
+    """Arena-Hard prompts when ../shared/data is present (real chat traffic), else the shipped examples;
+    each made unique so no cache can help."""
+    from routing_core.data.shared import arena_hard_prompts, shared_data_dir
+
+    base = arena_hard_prompts() if shared_data_dir() else (ROOT / "examples" / "prompts.txt").read_text().splitlines()
+    base = [b for b in base if b.strip()]
+    return [f"{base[i % len(base)]} (#{i})" for i in range(n)]
+
+
+def fresh(router):  # noqa: ANN001, ANN201
+    """Give an embedding router a new, empty embedding cache so timings include embedding."""
+    from routing_core.embedders import CachedEmbedder, TransformerEmbedder
+
+    if getattr(router, "uses_embeddings", False):
+        shared = router.embedder
+        inner = shared.inner if isinstance(shared, CachedEmbedder) else shared
+        if isinstance(inner, TransformerEmbedder):
+            inner._load()
+        router._embedder = CachedEmbedder(inner)
+    return router
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--single", type=int, default=100)
+    ap.add_argument("--routers", default="sw_ranking,mf,logistic,knn,length,bert")
+    args = ap.parse_args()
+
+    from routing_core import load_router
+    from routing_core.checkpoints import bundled_names
+    from routing_core.embedders import TransformerEmbedder
+
+    prompts = sample_prompts(args.n)
+    singles = sample_prompts(args.n + args.single)[args.n :]
+    emb = TransformerEmbedder()
+    emb.embed(["warm up"])
+    t = time.perf_counter()
+    emb.embed(prompts)
+    emb_rate = len(prompts) / (time.perf_counter() - t)
+    rows = [("embedding only (MiniLM-L6)", emb_rate, float("nan"))]
+    for name in args.routers.split(","):
+        if name not in bundled_names():
+            print(f"{name}: no bundled checkpoint, skipped", file=sys.stderr)
+            continue
+        router = fresh(load_router(name))
+        router.win_rate(["warm up the model and caches"])
+        t = time.perf_counter()
+        router.win_rate(prompts)
+        rate = len(prompts) / (time.perf_counter() - t)
+        lat = []
+        for p in singles:
+            t = time.perf_counter()
+            router.win_rate([p])
+            lat.append(1000 * (time.perf_counter() - t))
+        rows.append((name, rate, statistics.median(lat)))
+    print(f"{len(prompts)} prompts batched; {len(singles)} single-prompt calls; embedding included, no cache hits\n")
+    print(f"{'router':<28} {'prompts/s':>10} {'p50 ms (1 prompt)':>18} {'x RouteLLM SW (2.9/s)':>22}")
+    for name, rate, p50 in rows:
+        p50_s = "-" if p50 != p50 else f"{p50:.1f}"
+        print(f"{name:<28} {rate:>10.1f} {p50_s:>18} {rate / ROUTELLM_SW_REQ_PER_S:>22.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
