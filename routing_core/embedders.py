@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from routing_core.batching import map_length_sorted
 from routing_core.router import check_prompts
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -89,27 +90,18 @@ class TransformerEmbedder:
         import torch
 
         items = check_prompts(texts)
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
         if not items:
-            return out
-        with self._lock:
+            return np.zeros((0, self.dim), dtype=np.float32)
+
+        def pooled(batch: list[str]) -> np.ndarray:
+            enc = tok(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+            hidden = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).float().cpu().numpy()
+
+        with self._lock, torch.inference_mode():
             model, tok = self._load()
-            order = np.argsort([len(t) for t in items], kind="stable")
-            with torch.inference_mode():
-                for start in range(0, len(items), self.batch_size):
-                    idx = order[start : start + self.batch_size]
-                    enc = tok(
-                        [items[i] for i in idx],
-                        padding=True,
-                        truncation=True,
-                        max_length=self.max_length,
-                        return_tensors="pt",
-                    ).to(self.device)
-                    hidden = model(**enc).last_hidden_state
-                    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                    out[idx] = pooled.float().cpu().numpy()
-        return l2_normalise(out)
+            return l2_normalise(map_length_sorted(items, self.batch_size, pooled, self.dim))
 
     def __repr__(self) -> str:
         return f"TransformerEmbedder(name={self.name!r}, max_length={self.max_length})"
@@ -150,20 +142,19 @@ class OnnxMiniLMEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         items = check_prompts(texts)
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
         if not items:
-            return out
+            return np.zeros((0, self.dim), dtype=np.float32)
+
+        def pooled(batch: list[str]) -> np.ndarray:
+            enc = tok(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+            feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            hidden = session.run(None, feeds)[0]
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            return (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+
         with self._lock:
             session, tok = self._load()
-            order = np.argsort([len(t) for t in items], kind="stable")
-            for start in range(0, len(items), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                enc = tok([items[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-                feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-                hidden = session.run(None, feeds)[0]
-                mask = feeds["attention_mask"][..., None].astype(np.float32)
-                out[idx] = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-        return l2_normalise(out)
+            return l2_normalise(map_length_sorted(items, self.batch_size, pooled, self.dim))
 
 
 class CallableEmbedder:

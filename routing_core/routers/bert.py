@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from routing_core.batching import map_length_sorted
 from routing_core.checkpoints import load_tensors
 from routing_core.embedders import minilm_path
 from routing_core.errors import CheckpointError
@@ -87,16 +88,12 @@ class BertRouter(TrainedRouter):
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         import torch
 
-        with self._lock:
+        def strong_wins(batch: list[str]) -> np.ndarray:
+            return torch.softmax(self._logits(batch), dim=-1)[:, 0].double().numpy()
+
+        with self._lock, torch.inference_mode():
             self._build()
-            out = np.empty(len(prompts))
-            order = np.argsort([len(p) for p in prompts], kind="stable")
-            with torch.inference_mode():
-                for i in range(0, len(prompts), self.batch_size):
-                    idx = order[i : i + self.batch_size]
-                    probs = torch.softmax(self._logits([prompts[j] for j in idx]), dim=-1)
-                    out[idx] = probs[:, 0].double().numpy()
-        return out
+            return map_length_sorted(prompts, self.batch_size, strong_wins)
 
     def fit(self, prompts: list[str], labels: np.ndarray, epochs: int = 2, lr: float = 5e-5, seed: int = 0, progress: bool = True) -> BertRouter:
         """Cross-entropy on labels 0 (strong wins), 1 (tie), 2 (weak wins); AdamW, linear decay."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from routing_core.batching import map_length_sorted
 from routing_core.checkpoints import load_tensors
 from routing_core.errors import CheckpointError
 from routing_core.routers._base import TrainedRouter, split_pairs
@@ -119,16 +120,13 @@ class CausalLLMRouter(TrainedRouter):
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         import torch
 
-        with self._lock:
+        def strong_needed(batch: list[str]) -> np.ndarray:
+            probs = torch.softmax(self._score_logits(batch), dim=-1)
+            return 1.0 - (probs[:, 3] + probs[:, 4]).double().numpy()
+
+        with self._lock, torch.inference_mode():
             self._build()
-            out = np.empty(len(prompts))
-            order = np.argsort([len(p) for p in prompts], kind="stable")
-            with torch.inference_mode():
-                for i in range(0, len(prompts), self.batch_size):
-                    idx = order[i : i + self.batch_size]
-                    probs = torch.softmax(self._score_logits([prompts[j] for j in idx]), dim=-1)
-                    out[idx] = 1.0 - (probs[:, 3] + probs[:, 4]).double().numpy()
-        return out
+            return map_length_sorted(prompts, self.batch_size, strong_needed)
 
     def fit(self, prompts: list[str], scores: np.ndarray, epochs: int = 1, lr: float = 2e-4, seed: int = 0, progress: bool = True) -> CausalLLMRouter:
         """Cross-entropy over the five score tokens; `scores` are 0-based label indices (see target_score)."""
