@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,26 +14,28 @@ from typing import Any
 _lock = threading.Lock()
 
 
+_BUNDLED_CACHE = Path(__file__).parent / "_static" / "tiktoken_cache"  # cl100k_base only
+_warned = False
+
+
 def _offline_tiktoken_cache() -> str | None:
-    """The cl100k/o200k rank files that llama-index-core ships, so tiktoken never needs the network."""
+    """A folder of tiktoken rank files on disk: llama-index-core's (cl100k and o200k) or our own (cl100k)."""
     try:
         import importlib.util
 
         spec = importlib.util.find_spec("llama_index.core")
     except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
         p = Path(loc) / "_static" / "tiktoken_cache"
         if p.is_dir():
             return str(p)
-    return None
+    return str(_BUNDLED_CACHE) if _BUNDLED_CACHE.is_dir() else None
 
 
 @lru_cache(maxsize=4)
 def get_encoding(name: str = "cl100k_base") -> Any:
-    """A tiktoken encoding, loaded from the bundled rank files when the user has not set TIKTOKEN_CACHE_DIR."""
+    """A tiktoken encoding from rank files on disk (unless the user set TIKTOKEN_CACHE_DIR): no network."""
     import tiktoken
 
     with _lock:
@@ -44,10 +47,22 @@ def get_encoding(name: str = "cl100k_base") -> Any:
 
 
 def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
-    """Number of tokens in `text` (cl100k_base by default: a good estimate for most chat models)."""
+    """Number of tokens in `text` (cl100k_base by default: a good estimate for most chat models).
+
+    If the encoding cannot be loaded (no rank file on disk and no network), falls back to the usual estimate of
+    one token per 4 characters, with one warning, rather than failing the call it is counting for.
+    """
+    global _warned
     if not text:
         return 0
-    return len(get_encoding(encoding).encode(text, disallowed_special=()))
+    try:
+        enc = get_encoding(encoding)
+    except Exception as e:  # tiktoken raises network and file errors of several kinds
+        if not _warned:
+            _warned = True
+            warnings.warn(f"tiktoken encoding {encoding!r} unavailable offline ({type(e).__name__}); estimating tokens as chars/4", stacklevel=2)
+        return max(1, round(len(text) / 4))
+    return len(enc.encode(text, disallowed_special=()))
 
 
 @dataclass(frozen=True, slots=True)
