@@ -28,6 +28,26 @@ TARGETS = {"mmlu": 0.60, "gsm8k": 0.60}
 SLOW = {"causal_llm"}  # a 135M-parameter LM per prompt: evaluated on a seeded sample
 
 
+def cached_win_rates(router, name: str, bench, embed) -> np.ndarray:  # noqa: ANN001
+    """Win rates of a deterministic router on a benchmark, cached under .cache/winrates by checkpoint and
+    prompts, so rerunning the report after adding one router does not recompute the others."""
+    import hashlib
+
+    from routing_core.checkpoints import PRETRAINED_DIR
+    from routing_core.evaluation import router_win_rates
+
+    h = hashlib.sha1((PRETRAINED_DIR / name / "config.json").read_bytes())
+    for p in bench.prompts:
+        h.update(p.encode())
+    path = ROOT / ".cache" / "winrates" / f"{name}-{bench.name}-{h.hexdigest()[:16]}.npy"
+    if path.exists():
+        return np.load(path)
+    wr = router_win_rates(router, bench.prompts, progress=True, embed=embed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, wr)
+    return wr
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-boot", type=int, default=1000)
@@ -41,7 +61,8 @@ def main() -> int:
     from routing_core.checkpoints import bundled_names
     from routing_core.data import shared
     from routing_core.embedders import default_embedder
-    from routing_core.evaluation import evaluate_router, format_table, max_cosine, plot_results
+    from routing_core.evaluation import EvalResult, evaluate_router, format_table, max_cosine, plot_results
+    from routing_core.metrics import evaluate_win_rates
     from routing_core.training import build_training_data, embed_cached
 
     if shared.shared_data_dir() is None:
@@ -71,7 +92,13 @@ def main() -> int:
                 keep = np.zeros(len(b), dtype=bool)
                 keep[rng.choice(len(b), args.slow_sample, replace=False)] = True
                 b = b.subset(keep.tolist(), f"not in the {args.slow_sample}-item sample for slow routers")
-            results.setdefault(b.name, []).append(evaluate_router(router, b, n_boot=args.n_boot, embed=embed, progress=True))
+            if getattr(router, "stochastic", False):
+                res = evaluate_router(router, b, n_boot=args.n_boot, embed=embed)
+            else:
+                wr = cached_win_rates(router, n, b, embed)
+                metrics = evaluate_win_rates(wr, [it.strong for it in b.items], [it.weak for it in b.items], n_boot=args.n_boot)
+                res = EvalResult(n, b.name, metrics, dict(b.dropped))
+            results.setdefault(b.name, []).append(res)
         timing[n] = round(time.time() - t, 1)
         print(f"{n}: evaluated in {timing[n]}s", flush=True)
     plots = ROOT / "docs" / "plots"

@@ -134,3 +134,14 @@ def test_train_with_no_usable_battles_exit_2(tmp_path: Path, capsys: pytest.Capt
     empty.write_text("")
     assert main(["train", "--router", "mf", "--data", f"battles:{empty}", "--out", str(tmp_path / "o2")]) == 2
     assert "file is empty" in capsys.readouterr().err
+
+
+def test_eval_mt_bench_native_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_core_loaders import _mt_bench
+
+    folder = _mt_bench(tmp_path / "mt")
+    out = tmp_path / "mt.json"
+    assert main(["eval", "--router", "random", "--benchmark", "mt-bench", "--data", str(folder), "--json", str(out), "--n-boot", "10"]) == 0
+    data = json.loads(out.read_text())
+    assert data["n"] == 2 and data["dropped"] == {"contaminated_prompts.jsonl": 1}
+    assert data["strong_score"] == pytest.approx((8.5 + 10) / 2)

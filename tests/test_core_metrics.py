@@ -86,3 +86,17 @@ def test_equal_models_and_bad_lengths() -> None:
         evaluate_win_rates([0.1], [1, 0], [1, 0])
     with pytest.raises(ValueError, match="empty"):
         evaluate_win_rates([], [], [])
+
+
+def test_decontamination_drops_near_duplicates_and_counts_them() -> None:
+    from routing_core.data.records import Benchmark, BenchmarkItem
+    from routing_core.embedders import CallableEmbedder
+    from routing_core.evaluation import decontaminate
+
+    vecs = {"train a": [1.0, 0.0], "eval near a": [0.99, 0.05], "eval far": [0.0, 1.0]}
+    emb = CallableEmbedder(lambda texts: [vecs[t] for t in texts], dim=2)
+    bench = Benchmark("b", [BenchmarkItem("eval near a", 1, 0), BenchmarkItem("eval far", 0, 1)])
+    clean = decontaminate(bench, ["train a"], emb)
+    assert [it.prompt for it in clean.items] == ["eval far"]
+    assert clean.dropped == {"cosine>=0.95 with training": 1}
+    assert len(decontaminate(bench, [], emb)) == 2
