@@ -1,7 +1,7 @@
 """How much does RoutedChatModel add to a call, beyond the router's own win-rate time?
 
-Measured side by side in one run, against a zero-latency fake chat model (a constant answer), so the numbers are
-LangChain plumbing and nothing else:
+Measured side by side in one run, against a zero-latency fake chat model (a constant answer, streamed as one chunk:
+`ZeroLatencyStreamingChat` in tests/lc_fakes.py), so the numbers are LangChain plumbing and nothing else:
 
     direct   the fake model called on its own (BaseChatModel.invoke/stream/ainvoke)
     router   router.win_rate([prompt]) alone
@@ -23,43 +23,16 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_routellm import RoutedChatModel
 from routing_core import load_router
 
-
-class ZeroLatencyChat(BaseChatModel):
-    """Answers "ok" at once; streams one chunk."""
-
-    model_name: str = "zero"
-
-    @property
-    def _llm_type(self) -> str:
-        return "zero-latency"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="ok"))])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        yield ChatGenerationChunk(message=AIMessageChunk(content="ok", chunk_position="last"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lc_fakes import ZeroLatencyStreamingChat  # noqa: E402  (answers "ok" at once; streams one chunk)
 
 
 def _time_sync(fn: Callable[[str], Any], prompts: list[str], n: int) -> float:
@@ -87,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     router = load_router(args.router)
-    fake = ZeroLatencyChat()
-    routed = RoutedChatModel(strong=ZeroLatencyChat(), weak=ZeroLatencyChat(), router=router, threshold=0.5)
+    fake = ZeroLatencyStreamingChat()
+    routed = RoutedChatModel(
+        strong=ZeroLatencyStreamingChat(), weak=ZeroLatencyStreamingChat(), router=router, threshold=0.5
+    )
     prompts = [f"benchmark prompt number {i}: how do I sort a list in Python?" for i in range(97)]
 
     def stream_all(model: BaseChatModel) -> Callable[[str], Any]:

@@ -95,8 +95,9 @@ class EventTarget:
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
 
-    def dispatch(self, model: BaseChatModel, name: str, data: dict[str, Any]) -> None:
-        manager = CallbackManager.configure(
+    def _configure_args(self, model: BaseChatModel) -> tuple[Any, ...]:
+        """`(Async)CallbackManager.configure` arguments: this call's callbacks, tags and metadata, then the model's."""
+        return (
             self.callbacks,
             model.callbacks,
             model.verbose,
@@ -105,18 +106,13 @@ class EventTarget:
             self.metadata,
             model.metadata,
         )
+
+    def dispatch(self, model: BaseChatModel, name: str, data: dict[str, Any]) -> None:
+        manager = CallbackManager.configure(*self._configure_args(model))
         manager.on_custom_event(name, data, run_id=self.run_id)
 
     async def adispatch(self, model: BaseChatModel, name: str, data: dict[str, Any]) -> None:
-        manager = AsyncCallbackManager.configure(
-            self.callbacks,
-            model.callbacks,
-            model.verbose,
-            self.tags,
-            model.tags,
-            self.metadata,
-            model.metadata,
-        )
+        manager = AsyncCallbackManager.configure(*self._configure_args(model))
         await manager.on_custom_event(name, data, run_id=self.run_id)
 
 
@@ -140,6 +136,21 @@ class Route:
         return self.side
 
 
+def _run_manager_args(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun,
+) -> dict[str, Any]:
+    """The handlers, tags and metadata of a chat-model run, as `(Async)CallbackManager` arguments."""
+    return {
+        "handlers": run_manager.handlers,
+        "inheritable_handlers": run_manager.inheritable_handlers,
+        "parent_run_id": run_manager.parent_run_id,
+        "tags": run_manager.tags,
+        "inheritable_tags": run_manager.inheritable_tags,
+        "metadata": run_manager.metadata,
+        "inheritable_metadata": run_manager.inheritable_metadata,
+    }
+
+
 def dispatch_route_event(
     model: BaseChatModel, route: Route, run_manager: CallbackManagerForLLMRun | None
 ) -> None:
@@ -147,15 +158,9 @@ def dispatch_route_event(
     data = dict(route.payload)
     if run_manager is not None:
         if run_manager.handlers:
-            CallbackManager(
-                handlers=run_manager.handlers,
-                inheritable_handlers=run_manager.inheritable_handlers,
-                parent_run_id=run_manager.parent_run_id,
-                tags=run_manager.tags,
-                inheritable_tags=run_manager.inheritable_tags,
-                metadata=run_manager.metadata,
-                inheritable_metadata=run_manager.inheritable_metadata,
-            ).on_custom_event(ROUTE_EVENT, data, run_id=run_manager.run_id)
+            CallbackManager(**_run_manager_args(run_manager)).on_custom_event(
+                ROUTE_EVENT, data, run_id=run_manager.run_id
+            )
     elif route.target is not None:
         route.target.dispatch(model, ROUTE_EVENT, data)
 
@@ -167,15 +172,9 @@ async def adispatch_route_event(
     data = dict(route.payload)
     if run_manager is not None:
         if run_manager.handlers:
-            await AsyncCallbackManager(
-                handlers=run_manager.handlers,
-                inheritable_handlers=run_manager.inheritable_handlers,
-                parent_run_id=run_manager.parent_run_id,
-                tags=run_manager.tags,
-                inheritable_tags=run_manager.inheritable_tags,
-                metadata=run_manager.metadata,
-                inheritable_metadata=run_manager.inheritable_metadata,
-            ).on_custom_event(ROUTE_EVENT, data, run_id=run_manager.run_id)
+            await AsyncCallbackManager(**_run_manager_args(run_manager)).on_custom_event(
+                ROUTE_EVENT, data, run_id=run_manager.run_id
+            )
     elif route.target is not None:
         await route.target.adispatch(model, ROUTE_EVENT, data)
 

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams, Langu
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
-from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
@@ -62,6 +62,7 @@ except ImportError:  # pragma: no cover - older langchain-core
 
 logger = logging.getLogger("langchain_routellm")
 
+_G = TypeVar("_G", bound=ChatGeneration)
 _AUTO = (None, "auto")
 # Standard constructor arguments of provider chat models that describe a client connection; a router has none.
 _CLIENT_ARGS = ("api_key", "base_url", "timeout", "max_retries", "organization", "default_headers")
@@ -570,8 +571,7 @@ class RoutedChatModel(BaseChatModel):
         if len(messages) == 1 and ROUTE_KWARG not in kwargs:
             run_id = run_id or _new_run_id()
             route = self.route(messages[0], model=kwargs.pop("model", None))
-            route.target = EventTarget(run_id, callbacks, tags, metadata)
-            kwargs[ROUTE_KWARG] = route
+            self._carry(route, EventTarget(run_id, callbacks, tags, metadata), kwargs)
         return super().generate(
             messages,
             stop,
@@ -598,8 +598,7 @@ class RoutedChatModel(BaseChatModel):
         if len(messages) == 1 and ROUTE_KWARG not in kwargs:
             run_id = run_id or _new_run_id()
             route = await self.aroute(messages[0], model=kwargs.pop("model", None))
-            route.target = EventTarget(run_id, callbacks, tags, metadata)
-            kwargs[ROUTE_KWARG] = route
+            self._carry(route, EventTarget(run_id, callbacks, tags, metadata), kwargs)
         return await super().agenerate(
             messages,
             stop,
@@ -610,6 +609,12 @@ class RoutedChatModel(BaseChatModel):
             run_id=run_id,
             **kwargs,
         )
+
+    @staticmethod
+    def _carry(route: Route, target: EventTarget, kwargs: dict[str, Any]) -> None:
+        """Hand a decision made before the run starts to `_generate`/`_stream`, with where its event goes."""
+        route.target = target
+        kwargs[ROUTE_KWARG] = route
 
     def _stream_config(self, config: RunnableConfig | None) -> tuple[RunnableConfig, EventTarget]:
         config = ensure_config(config)
@@ -631,9 +636,9 @@ class RoutedChatModel(BaseChatModel):
         # caller's callbacks to _stream, so the routing event still belongs to this run.
         if ROUTE_KWARG not in kwargs:
             config, target = self._stream_config(config)
-            route = self.route(self._convert_input(input).to_messages(), model=kwargs.pop("model", None))
-            route.target = target
-            kwargs[ROUTE_KWARG] = route
+            input = self._convert_input(input)  # once: langchain-core takes a PromptValue as it is
+            route = self.route(input.to_messages(), model=kwargs.pop("model", None))
+            self._carry(route, target, kwargs)
         yield from super().stream(input, config, stop=stop, **kwargs)
 
     async def astream(
@@ -646,11 +651,9 @@ class RoutedChatModel(BaseChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         if ROUTE_KWARG not in kwargs:
             config, target = self._stream_config(config)
-            route = await self.aroute(
-                self._convert_input(input).to_messages(), model=kwargs.pop("model", None)
-            )
-            route.target = target
-            kwargs[ROUTE_KWARG] = route
+            input = self._convert_input(input)
+            route = await self.aroute(input.to_messages(), model=kwargs.pop("model", None))
+            self._carry(route, target, kwargs)
         async for chunk in super().astream(input, config, stop=stop, **kwargs):
             yield chunk
 
@@ -664,9 +667,8 @@ class RoutedChatModel(BaseChatModel):
     ) -> Any:
         # stream_events(version="v3") hands the run manager to _stream; only the decision is made up front.
         if ROUTE_KWARG not in kwargs:
-            kwargs[ROUTE_KWARG] = self.route(
-                self._convert_input(input).to_messages(), model=kwargs.pop("model", None)
-            )
+            input = self._convert_input(input)
+            kwargs[ROUTE_KWARG] = self.route(input.to_messages(), model=kwargs.pop("model", None))
         return super()._chat_model_stream_v3(input, config, stop=stop, **kwargs)
 
     async def _achat_model_stream_v3(  # type: ignore[override]
@@ -678,9 +680,8 @@ class RoutedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Any:
         if ROUTE_KWARG not in kwargs:
-            kwargs[ROUTE_KWARG] = await self.aroute(
-                self._convert_input(input).to_messages(), model=kwargs.pop("model", None)
-            )
+            input = self._convert_input(input)
+            kwargs[ROUTE_KWARG] = await self.aroute(input.to_messages(), model=kwargs.pop("model", None))
         return await super()._achat_model_stream_v3(input, config, stop=stop, **kwargs)
 
     # ------------------------------------------------------------------------------------------------------
@@ -703,12 +704,23 @@ class RoutedChatModel(BaseChatModel):
             kwargs.setdefault("max_tokens", self.max_tokens)
         return kwargs
 
+    def _prepare(
+        self, side: Side, kwargs: dict[str, Any], stop: list[str] | None
+    ) -> tuple[BaseChatModel, dict[str, Any], list[str] | None]:
+        """The chosen model, its call kwargs, and the stop sequences to send (the call's, else the default)."""
+        model = self._model(side)
+        return model, self._call_kwargs(side, model, kwargs), stop if stop is not None else self.stop
+
     @staticmethod
-    def _annotate(result: ChatResult, route: Route) -> ChatResult:
-        generations = [
-            g.model_copy(update={"message": with_route_metadata(g.message, route.payload)})
-            for g in result.generations
-        ]
+    def _with_route(generation: _G, route: Route) -> _G:
+        """A copy of a generation (or chunk) whose message carries the routing record."""
+        return generation.model_copy(
+            update={"message": with_route_metadata(generation.message, route.payload)}
+        )
+
+    @classmethod
+    def _annotate(cls, result: ChatResult, route: Route) -> ChatResult:
+        generations = [cls._with_route(g, route) for g in result.generations]
         return ChatResult(generations=generations, llm_output=result.llm_output)
 
     def _generate(
@@ -721,13 +733,12 @@ class RoutedChatModel(BaseChatModel):
         route = self._take_route(messages, kwargs)
         side = route.raise_if_failed()
         dispatch_route_event(self, route, run_manager)
-        model = self._model(side)
-        call_kwargs = self._call_kwargs(side, model, kwargs)
+        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
         if model.rate_limiter:
             model.rate_limiter.acquire(blocking=True)
         result = model._generate(
             messages,
-            stop=stop if stop is not None else self.stop,
+            stop=stop,
             **run_manager_kwargs(model, "_generate", run_manager),
             **call_kwargs,
         )
@@ -743,13 +754,12 @@ class RoutedChatModel(BaseChatModel):
         route = await self._atake_route(messages, kwargs)
         side = route.raise_if_failed()
         await adispatch_route_event(self, route, run_manager)
-        model = self._model(side)
-        call_kwargs = self._call_kwargs(side, model, kwargs)
+        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
         if model.rate_limiter:
             await model.rate_limiter.aacquire(blocking=True)
         result = await model._agenerate(
             messages,
-            stop=stop if stop is not None else self.stop,
+            stop=stop,
             **run_manager_kwargs(model, "_agenerate", run_manager),
             **call_kwargs,
         )
@@ -765,9 +775,7 @@ class RoutedChatModel(BaseChatModel):
         route = self._take_route(messages, kwargs)
         side = route.raise_if_failed()
         dispatch_route_event(self, route, run_manager)
-        model = self._model(side)
-        call_kwargs = self._call_kwargs(side, model, kwargs)
-        stop = stop if stop is not None else self.stop
+        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
         if model.rate_limiter:
             model.rate_limiter.acquire(blocking=True)
         # The run manager is passed on exactly as received: langchain-core reports tokens itself when it calls
@@ -781,16 +789,12 @@ class RoutedChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
             return
-        first = True
+        first = True  # only the first chunk carries the record, so merged chunks have it once
         for chunk in model._stream(
             messages, stop=stop, **run_manager_kwargs(model, "_stream", run_manager), **call_kwargs
         ):
-            if first:
-                chunk = chunk.model_copy(
-                    update={"message": with_route_metadata(chunk.message, route.payload)}
-                )
-                first = False
-            yield chunk
+            yield self._with_route(chunk, route) if first else chunk
+            first = False
 
     async def _astream(
         self,
@@ -802,9 +806,7 @@ class RoutedChatModel(BaseChatModel):
         route = await self._atake_route(messages, kwargs)
         side = route.raise_if_failed()
         await adispatch_route_event(self, route, run_manager)
-        model = self._model(side)
-        call_kwargs = self._call_kwargs(side, model, kwargs)
-        stop = stop if stop is not None else self.stop
+        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
         if model.rate_limiter:
             await model.rate_limiter.aacquire(blocking=True)
         if not can_stream(model, async_api=True, kwargs=call_kwargs):
@@ -816,16 +818,12 @@ class RoutedChatModel(BaseChatModel):
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
             return
-        first = True
+        first = True  # only the first chunk carries the record, so merged chunks have it once
         async for chunk in model._astream(
             messages, stop=stop, **run_manager_kwargs(model, "_astream", run_manager), **call_kwargs
         ):
-            if first:
-                chunk = chunk.model_copy(
-                    update={"message": with_route_metadata(chunk.message, route.payload)}
-                )
-                first = False
-            yield chunk
+            yield self._with_route(chunk, route) if first else chunk
+            first = False
 
     # ------------------------------------------------------------------------------------------------------
     # tools and structured output

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,12 +127,12 @@ def _response_text(response: ChatResponse | CompletionResponse) -> str:
     return response.text or ""
 
 
-def _tag(response: Any, decision: RoutingDecision) -> Any:
+def _tag(response: Any, payload: dict[str, Any]) -> Any:
     """Store the routing payload in `response.additional_kwargs["routellm"]` (a fresh dict, never shared)."""
     if isinstance(response, ChatResponse | CompletionResponse):
         response.additional_kwargs = {
             **(response.additional_kwargs or {}),
-            PAYLOAD_KEY: decision.to_payload(),
+            PAYLOAD_KEY: dict(payload),
         }
     return response
 
@@ -143,13 +144,18 @@ def _min_known(a: int, b: int, default: int) -> int:
 
 
 class _Call:
-    """One routed call: dispatches the decision event now and the end event (with usage) exactly once."""
+    """One routed call: dispatches the decision event now and the end event (with usage) exactly once.
 
-    __slots__ = ("decision", "call", "_input_text", "_done")
+    Used as `with call: <call the chosen model>`: an exception raised inside ends the call as an error (and
+    propagates); then `finish(response)` or `wrap_stream(gen)`/`wrap_astream(gen)` tag what the model returned.
+    """
+
+    __slots__ = ("decision", "call", "payload", "_input_text", "_done")
 
     def __init__(self, decision: RoutingDecision, call: str, input_text: Callable[[], str]) -> None:
         self.decision = decision
         self.call = call
+        self.payload = decision.to_payload()  # once per call: the event and every tagged response share it
         self._input_text = input_text
         self._done = False
         logger.debug(
@@ -161,7 +167,65 @@ class _Call:
             decision.threshold,
             decision.reason,
         )
-        dispatcher.event(RoutingDecisionEvent.from_decision(decision, call))
+        dispatcher.event(RoutingDecisionEvent(**self.payload, call=call))
+
+    def __enter__(self) -> _Call:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.end(error=exc)
+
+    def finish(self, response: Any) -> Any:
+        """End the call successfully and return `response` tagged with the decision."""
+        self.end(response)
+        return _tag(response, self.payload)
+
+    def wrap_stream(self, gen: Generator[Any, None, None]) -> Any:
+        """Tag every chunk; end the call when the stream is exhausted, fails or is closed."""
+
+        def wrapped() -> Generator[Any, None, None]:
+            last = None
+            try:
+                for chunk in gen:
+                    last = _tag(chunk, self.payload)
+                    yield last
+            except GeneratorExit:
+                self.end(last, cancelled=True)
+                raise
+            except BaseException as e:
+                self.end(error=e)
+                raise
+            finally:
+                close = getattr(gen, "close", None)
+                if close is not None:
+                    close()
+            self.end(last)
+
+        return wrapped()
+
+    def wrap_astream(self, gen: AsyncGenerator[Any, None]) -> Any:
+        """Async `wrap_stream`."""
+
+        async def wrapped() -> AsyncGenerator[Any, None]:
+            last = None
+            try:
+                async for chunk in gen:
+                    last = _tag(chunk, self.payload)
+                    yield last
+            except GeneratorExit:
+                self.end(last, cancelled=True)
+                raise
+            except BaseException as e:
+                self.end(error=e)
+                raise
+            finally:
+                aclose = getattr(gen, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            self.end(last)
+
+        return wrapped()
 
     def end(self, response: Any = None, error: BaseException | None = None, cancelled: bool = False) -> None:
         if self._done:
@@ -431,22 +495,22 @@ class RoutedLLM(FunctionCallingLLM):
 
     # -- decisions --------------------------------------------------------------------------------------
 
-    def _model_name(self, side: Side) -> str:
-        return self.llm_for(side).metadata.model_name
-
     def _decision(
         self, side: Side, reason: str, source: str, win_rate: float | None = None
     ) -> RoutingDecision:
+        # Each model's metadata is read once (it is a computed property on most LLMs), not once per name.
+        strong_model = self.strong.metadata.model_name
+        weak_model = self.weak.metadata.model_name
         return RoutingDecision(
             side=side,
-            model=self._model_name(side),
+            model=strong_model if _check_side(side) == "strong" else weak_model,
             router=self.router,
             threshold=self.threshold,
             win_rate=win_rate,
             reason=reason,  # type: ignore[arg-type]
             source=source,
-            strong_model=self._model_name("strong"),
-            weak_model=self._model_name("weak"),
+            strong_model=strong_model,
+            weak_model=weak_model,
         )
 
     def _score(self, text: str) -> float:
@@ -562,6 +626,26 @@ class RoutedLLM(FunctionCallingLLM):
 
     # -- chat -------------------------------------------------------------------------------------------
 
+    def _begin(
+        self,
+        call: str,
+        kwargs: dict[str, Any],
+        text_fn: Callable[[], tuple[str | None, str]],
+        input_text: Callable[[], str],
+    ) -> _Call:
+        """Decide (popping the routing kwargs) and open the routed call (its decision event goes out now)."""
+        return _Call(self._resolve(kwargs, text_fn), call, input_text)
+
+    async def _abegin(
+        self,
+        call: str,
+        kwargs: dict[str, Any],
+        text_fn: Callable[[], tuple[str | None, str]],
+        input_text: Callable[[], str],
+    ) -> _Call:
+        """Async `_begin`: the router runs in a thread executor."""
+        return _Call(await self._aresolve(kwargs, text_fn), call, input_text)
+
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Chat with the model the router picks for the last user message.
 
@@ -581,15 +665,10 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
-        decision = self._resolve(kwargs, self._chat_text_fn(messages))
-        call = _Call(decision, "chat", lambda: _messages_text(messages))
-        try:
-            response = self.llm_for(decision.side).chat(messages, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        call.end(response)
-        return _tag(response, decision)
+        call = self._begin("chat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages))
+        with call:
+            response = self.llm_for(call.decision.side).chat(messages, **kwargs)
+        return call.finish(response)
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async `chat`; the router runs in a thread executor, off the event loop.
@@ -600,15 +679,12 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
-        decision = await self._aresolve(kwargs, self._chat_text_fn(messages))
-        call = _Call(decision, "achat", lambda: _messages_text(messages))
-        try:
-            response = await self.llm_for(decision.side).achat(messages, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        call.end(response)
-        return _tag(response, decision)
+        call = await self._abegin(
+            "achat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages)
+        )
+        with call:
+            response = await self.llm_for(call.decision.side).achat(messages, **kwargs)
+        return call.finish(response)
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat from the chosen model; every chunk carries the decision.
@@ -623,14 +699,12 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
-        decision = self._resolve(kwargs, self._chat_text_fn(messages))
-        call = _Call(decision, "stream_chat", lambda: _messages_text(messages))
-        try:
-            gen = self.llm_for(decision.side).stream_chat(messages, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        return self._wrap_stream(gen, decision, call)
+        call = self._begin(
+            "stream_chat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages)
+        )
+        with call:
+            gen = self.llm_for(call.decision.side).stream_chat(messages, **kwargs)
+        return call.wrap_stream(gen)
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         """Async `stream_chat`; the router runs in a thread executor.
@@ -642,14 +716,12 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
-        decision = await self._aresolve(kwargs, self._chat_text_fn(messages))
-        call = _Call(decision, "astream_chat", lambda: _messages_text(messages))
-        try:
-            gen = await self.llm_for(decision.side).astream_chat(messages, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        return self._wrap_astream(gen, decision, call)
+        call = await self._abegin(
+            "astream_chat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages)
+        )
+        with call:
+            gen = await self.llm_for(call.decision.side).astream_chat(messages, **kwargs)
+        return call.wrap_astream(gen)
 
     # -- completion -------------------------------------------------------------------------------------
 
@@ -674,15 +746,10 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         prompt = self._check_prompt(prompt)
-        decision = self._resolve(kwargs, self._prompt_text_fn(prompt))
-        call = _Call(decision, "complete", lambda: prompt)
-        try:
-            response = self.llm_for(decision.side).complete(prompt, formatted=formatted, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        call.end(response)
-        return _tag(response, decision)
+        call = self._begin("complete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
+        with call:
+            response = self.llm_for(call.decision.side).complete(prompt, formatted=formatted, **kwargs)
+        return call.finish(response)
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Async `complete`; the router runs in a thread executor.
@@ -693,15 +760,10 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         prompt = self._check_prompt(prompt)
-        decision = await self._aresolve(kwargs, self._prompt_text_fn(prompt))
-        call = _Call(decision, "acomplete", lambda: prompt)
-        try:
-            response = await self.llm_for(decision.side).acomplete(prompt, formatted=formatted, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        call.end(response)
-        return _tag(response, decision)
+        call = await self._abegin("acomplete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
+        with call:
+            response = await self.llm_for(call.decision.side).acomplete(prompt, formatted=formatted, **kwargs)
+        return call.finish(response)
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         """Stream a completion from the chosen model; every chunk carries the decision.
@@ -713,14 +775,10 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         prompt = self._check_prompt(prompt)
-        decision = self._resolve(kwargs, self._prompt_text_fn(prompt))
-        call = _Call(decision, "stream_complete", lambda: prompt)
-        try:
-            gen = self.llm_for(decision.side).stream_complete(prompt, formatted=formatted, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        return self._wrap_stream(gen, decision, call)
+        call = self._begin("stream_complete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
+        with call:
+            gen = self.llm_for(call.decision.side).stream_complete(prompt, formatted=formatted, **kwargs)
+        return call.wrap_stream(gen)
 
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
@@ -734,76 +792,51 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         prompt = self._check_prompt(prompt)
-        decision = await self._aresolve(kwargs, self._prompt_text_fn(prompt))
-        call = _Call(decision, "astream_complete", lambda: prompt)
-        try:
-            gen = await self.llm_for(decision.side).astream_complete(prompt, formatted=formatted, **kwargs)
-        except BaseException as e:
-            call.end(error=e)
-            raise
-        return self._wrap_astream(gen, decision, call)
-
-    # -- stream plumbing --------------------------------------------------------------------------------
-
-    @staticmethod
-    def _wrap_stream(gen: Generator[Any, None, None], decision: RoutingDecision, call: _Call) -> Any:
-        def wrapped() -> Generator[Any, None, None]:
-            last = None
-            try:
-                for chunk in gen:
-                    last = _tag(chunk, decision)
-                    yield last
-            except GeneratorExit:
-                call.end(last, cancelled=True)
-                raise
-            except BaseException as e:
-                call.end(error=e)
-                raise
-            finally:
-                close = getattr(gen, "close", None)
-                if close is not None:
-                    close()
-            call.end(last)
-
-        return wrapped()
-
-    @staticmethod
-    def _wrap_astream(gen: AsyncGenerator[Any, None], decision: RoutingDecision, call: _Call) -> Any:
-        async def wrapped() -> AsyncGenerator[Any, None]:
-            last = None
-            try:
-                async for chunk in gen:
-                    last = _tag(chunk, decision)
-                    yield last
-            except GeneratorExit:
-                call.end(last, cancelled=True)
-                raise
-            except BaseException as e:
-                call.end(error=e)
-                raise
-            finally:
-                aclose = getattr(gen, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            call.end(last)
-
-        return wrapped()
+        call = await self._abegin("astream_complete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
+        with call:
+            gen = await self.llm_for(call.decision.side).astream_complete(
+                prompt, formatted=formatted, **kwargs
+            )
+        return call.wrap_astream(gen)
 
     # -- prompt chaining: route on the question, not on the stuffed prompt ------------------------------
 
-    def _format_for(
-        self, llm: LLM, prompt: BasePromptTemplate, prompt_args: dict[str, Any]
-    ) -> tuple[list[ChatMessage] | None, str | None]:
-        """Format `prompt` the way `llm.predict` would, plus this wrapper's system prompt and output parser."""
+    def _start_predict(
+        self,
+        decision: RoutingDecision,
+        prompt: BasePromptTemplate,
+        prompt_args: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> tuple[LLM, list[ChatMessage] | None, str | None]:
+        """What `predict`/`stream` do once decided: the start event, the template log, and `prompt` formatted
+        for the chosen model the way `llm.predict` would (plus this wrapper's system prompt and output parser).
+
+        Returns (chosen llm, messages, None) for a chat model, else (chosen llm, None, formatted prompt).
+        """
+        llm = self.llm_for(decision.side)
+        # LlamaIndex's own order: predict sends the start event before logging the template, stream after.
+        if stream:
+            self._check_streamable(llm, prompt)
+            self._log_template_data(prompt, **prompt_args)
+        dispatcher.event(LLMPredictStartEvent(template=prompt, template_args=prompt_args))
+        if not stream:
+            self._log_template_data(prompt, **prompt_args)
         if llm.metadata.is_chat_model:
             messages = llm._get_messages(prompt, **prompt_args)
             if self.output_parser is not None:
                 messages = self.output_parser.format_messages(messages)
-            return self._extend_messages(messages), None
+            return llm, self._extend_messages(messages), None
         formatted = llm._get_prompt(prompt, **prompt_args)
         if self.output_parser is not None:
             formatted = self.output_parser.format(formatted)
-        return None, self._extend_prompt(formatted)
+        return llm, None, self._extend_prompt(formatted)
+
+    def _end_predict(self, llm: LLM, output: str) -> str:
+        """Parse `output` with the chosen model's and this wrapper's output parsers; send the end event."""
+        parsed = self._parse_output(llm._parse_output(output))
+        dispatcher.event(LLMPredictEndEvent(output=parsed))
+        return parsed
 
     def predict(self, prompt: BasePromptTemplate, **prompt_args: Any) -> str:
         """Predict, routing on the question (`query_str`) rather than on the formatted prompt.
@@ -820,17 +853,12 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         decision = self._resolve(prompt_args, self._template_text_fn(prompt, prompt_args))
-        llm = self.llm_for(decision.side)
-        dispatcher.event(LLMPredictStartEvent(template=prompt, template_args=prompt_args))
-        self._log_template_data(prompt, **prompt_args)
-        messages, formatted = self._format_for(llm, prompt, prompt_args)
+        llm, messages, formatted = self._start_predict(decision, prompt, prompt_args, stream=False)
         if messages is not None:
             output = self.chat(messages, **{DECISION_KWARG: decision}).message.content or ""
         else:
             output = self.complete(formatted, formatted=True, **{DECISION_KWARG: decision}).text  # type: ignore[arg-type]
-        parsed = self._parse_output(llm._parse_output(output))
-        dispatcher.event(LLMPredictEndEvent(output=parsed))
-        return parsed
+        return self._end_predict(llm, output)
 
     async def apredict(self, prompt: BasePromptTemplate, **prompt_args: Any) -> str:
         """Async `predict`; the router runs in a thread executor.
@@ -841,17 +869,12 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         decision = await self._aresolve(prompt_args, self._template_text_fn(prompt, prompt_args))
-        llm = self.llm_for(decision.side)
-        dispatcher.event(LLMPredictStartEvent(template=prompt, template_args=prompt_args))
-        self._log_template_data(prompt, **prompt_args)
-        messages, formatted = self._format_for(llm, prompt, prompt_args)
+        llm, messages, formatted = self._start_predict(decision, prompt, prompt_args, stream=False)
         if messages is not None:
             output = (await self.achat(messages, **{DECISION_KWARG: decision})).message.content or ""
         else:
             output = (await self.acomplete(formatted, formatted=True, **{DECISION_KWARG: decision})).text  # type: ignore[arg-type]
-        parsed = self._parse_output(llm._parse_output(output))
-        dispatcher.event(LLMPredictEndEvent(output=parsed))
-        return parsed
+        return self._end_predict(llm, output)
 
     def _check_streamable(self, llm: LLM, prompt: BasePromptTemplate) -> None:
         if (
@@ -871,11 +894,7 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         decision = self._resolve(prompt_args, self._template_text_fn(prompt, prompt_args))
-        llm = self.llm_for(decision.side)
-        self._check_streamable(llm, prompt)
-        self._log_template_data(prompt, **prompt_args)
-        dispatcher.event(LLMPredictStartEvent(template=prompt, template_args=prompt_args))
-        messages, formatted = self._format_for(llm, prompt, prompt_args)
+        _, messages, formatted = self._start_predict(decision, prompt, prompt_args, stream=True)
         if messages is not None:
             return stream_chat_response_to_tokens(self.stream_chat(messages, **{DECISION_KWARG: decision}))
         return stream_completion_response_to_tokens(
@@ -892,11 +911,7 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         decision = await self._aresolve(prompt_args, self._template_text_fn(prompt, prompt_args))
-        llm = self.llm_for(decision.side)
-        self._check_streamable(llm, prompt)
-        self._log_template_data(prompt, **prompt_args)
-        dispatcher.event(LLMPredictStartEvent(template=prompt, template_args=prompt_args))
-        messages, formatted = self._format_for(llm, prompt, prompt_args)
+        _, messages, formatted = self._start_predict(decision, prompt, prompt_args, stream=True)
         if messages is not None:
             gen = await self.astream_chat(messages, **{DECISION_KWARG: decision})
             return await astream_chat_response_to_tokens(gen)
@@ -1144,6 +1159,16 @@ class RoutedLLM(FunctionCallingLLM):
         if kwargs.get("output_parser") is None:
             kwargs["output_parser"] = ReActOutputParser()
 
+    @contextmanager
+    def _pinned(self, decision: RoutingDecision, kwargs: dict[str, Any]) -> Iterator[None]:
+        """Pin `decision` for the LLM call that `predict_and_call` makes inside the block (ReAct defaults filled)."""
+        self._react_defaults(kwargs)
+        token = _PIN.set(_Pin(self, decision))
+        try:
+            yield
+        finally:
+            _PIN.reset(token)
+
     def predict_and_call(
         self,
         tools: Sequence[BaseTool],
@@ -1168,9 +1193,7 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         decision = self._resolve(kwargs, self._tools_text_fn(user_msg, chat_history))
-        self._react_defaults(kwargs)
-        token = _PIN.set(_Pin(self, decision))
-        try:
+        with self._pinned(decision, kwargs):
             result = super().predict_and_call(
                 tools,
                 user_msg=user_msg,
@@ -1181,8 +1204,6 @@ class RoutedLLM(FunctionCallingLLM):
                 error_on_tool_error=error_on_tool_error,
                 **kwargs,
             )
-        finally:
-            _PIN.reset(token)
         result.metadata = {**(result.metadata or {}), PAYLOAD_KEY: decision.to_payload()}
         return result
 
@@ -1199,9 +1220,7 @@ class RoutedLLM(FunctionCallingLLM):
     ) -> AgentChatResponse:
         """Async `predict_and_call`; the router runs in a thread executor."""
         decision = await self._aresolve(kwargs, self._tools_text_fn(user_msg, chat_history))
-        self._react_defaults(kwargs)
-        token = _PIN.set(_Pin(self, decision))
-        try:
+        with self._pinned(decision, kwargs):
             result = await super().apredict_and_call(
                 tools,
                 user_msg=user_msg,
@@ -1212,8 +1231,6 @@ class RoutedLLM(FunctionCallingLLM):
                 error_on_tool_error=error_on_tool_error,
                 **kwargs,
             )
-        finally:
-            _PIN.reset(token)
         result.metadata = {**(result.metadata or {}), PAYLOAD_KEY: decision.to_payload()}
         return result
 

@@ -93,8 +93,13 @@ class RoutingDecision:
         return self.side == "strong"
 
     def to_payload(self) -> dict[str, Any]:
-        """The JSON-able dict stored under `"routellm"` in responses' `additional_kwargs`."""
-        return asdict(self)
+        """The JSON-able dict stored under `"routellm"` in responses' `additional_kwargs` (a fresh dict)."""
+        # Every field is a str, float or None, so this equals `asdict(self)` at a fraction of its cost (it runs
+        # on every routed call).
+        return {name: getattr(self, name) for name in _DECISION_FIELDS}
+
+
+_DECISION_FIELDS: tuple[str, ...] = tuple(RoutingDecision.__dataclass_fields__)
 
 
 class RoutingDecisionEvent(BaseEvent):
@@ -139,7 +144,7 @@ class RoutingDecisionEvent(BaseEvent):
     @property
     def payload(self) -> dict[str, Any]:
         """The decision as stored in responses under `additional_kwargs["routellm"]`."""
-        return {name: getattr(self, name) for name in RoutingDecision.__dataclass_fields__}
+        return {name: getattr(self, name) for name in _DECISION_FIELDS}
 
 
 class RoutedCallEndEvent(BaseEvent):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
@@ -56,6 +56,12 @@ ToolPlan = list[tuple[str, dict[str, Any]]]
 
 def _text(message: ChatMessage) -> str:
     return "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock))
+
+
+async def _aiter(items: Iterable[Any]) -> AsyncGenerator[Any, None]:
+    """An async generator over `items` (what the async streaming methods hand out)."""
+    for item in items:
+        yield item
 
 
 def _shorten(text: str, n: int = 60) -> str:
@@ -216,33 +222,35 @@ class ScriptedLLM(FunctionCallingLLM):
     def _prompt_of(messages: Sequence[ChatMessage]) -> str:
         return "\n".join(f"{m.role.value}: {_text(m)}" for m in messages)
 
-    def _chat_chunks(self, message: ChatMessage, prompt_text: str) -> list[ChatResponse]:
-        text = message.content or ""
-        if not text or any(isinstance(b, ToolCallBlock) for b in message.blocks):
-            return [ChatResponse(message=message, delta=text, raw=self._usage(prompt_text, text))]
+    def _word_chunks(self, text: str, prompt_text: str, make: Callable[[str, str, Any], Any]) -> list[Any]:
+        """`text` word by word: `make(text so far, delta, raw)` per word; the last chunk carries the usage."""
         words = text.split(" ")
         chunks, so_far = [], ""
         for i, word in enumerate(words):
             delta = word if i == 0 else " " + word
             so_far += delta
             raw = self._usage(prompt_text, text) if i == len(words) - 1 else None
-            chunks.append(
-                ChatResponse(
-                    message=ChatMessage(role=MessageRole.ASSISTANT, content=so_far), delta=delta, raw=raw
-                )
-            )
+            chunks.append(make(so_far, delta, raw))
         return chunks
 
+    def _chat_chunks(self, message: ChatMessage, prompt_text: str) -> list[ChatResponse]:
+        text = message.content or ""
+        if not text or any(isinstance(b, ToolCallBlock) for b in message.blocks):
+            return [ChatResponse(message=message, delta=text, raw=self._usage(prompt_text, text))]
+        return self._word_chunks(
+            text,
+            prompt_text,
+            lambda so_far, delta, raw: ChatResponse(
+                message=ChatMessage(role=MessageRole.ASSISTANT, content=so_far), delta=delta, raw=raw
+            ),
+        )
+
     def _completion_chunks(self, prompt: str) -> list[CompletionResponse]:
-        text = self._reply(prompt)
-        words = text.split(" ")
-        chunks, so_far = [], ""
-        for i, word in enumerate(words):
-            delta = word if i == 0 else " " + word
-            so_far += delta
-            raw = self._usage(prompt, text) if i == len(words) - 1 else None
-            chunks.append(CompletionResponse(text=so_far, delta=delta, raw=raw))
-        return chunks
+        return self._word_chunks(
+            self._reply(prompt),
+            prompt,
+            lambda so_far, delta, raw: CompletionResponse(text=so_far, delta=delta, raw=raw),
+        )
 
     def _guard_stream(self, chunks: list[Any]) -> Generator[Any, None, None]:
         for i, chunk in enumerate(chunks):
@@ -262,21 +270,21 @@ class ScriptedLLM(FunctionCallingLLM):
 
     # -- chat -------------------------------------------------------------------------------------------
 
-    @llm_chat_callback()
-    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        """Scripted chat."""
-        message = self._chat_message("chat", messages, kwargs)
+    def _chat(self, method: str, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> ChatResponse:
+        message = self._chat_message(method, messages, kwargs)
         return ChatResponse(
             message=message, raw=self._usage(self._prompt_of(messages), message.content or "")
         )
 
     @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Scripted chat."""
+        return self._chat("chat", messages, kwargs)
+
+    @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Scripted async chat."""
-        message = self._chat_message("achat", messages, kwargs)
-        return ChatResponse(
-            message=message, raw=self._usage(self._prompt_of(messages), message.content or "")
-        )
+        return self._chat("achat", messages, kwargs)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -288,13 +296,7 @@ class ScriptedLLM(FunctionCallingLLM):
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         """Scripted async streaming chat (word by word)."""
         message = self._chat_message("astream_chat", messages, kwargs)
-        chunks = self._guard_stream(self._chat_chunks(message, self._prompt_of(messages)))
-
-        async def gen() -> AsyncGenerator[ChatResponse, None]:
-            for chunk in chunks:
-                yield chunk
-
-        return gen()
+        return _aiter(self._guard_stream(self._chat_chunks(message, self._prompt_of(messages))))
 
     # -- completion -------------------------------------------------------------------------------------
 
@@ -328,13 +330,7 @@ class ScriptedLLM(FunctionCallingLLM):
         """Scripted async streaming completion (word by word)."""
         self._fail_now()
         self._record("astream_complete", prompt, None, kwargs)
-        chunks = self._guard_stream(self._completion_chunks(prompt))
-
-        async def gen() -> AsyncGenerator[CompletionResponse, None]:
-            for chunk in chunks:
-                yield chunk
-
-        return gen()
+        return _aiter(self._guard_stream(self._completion_chunks(prompt)))
 
     # -- tools ------------------------------------------------------------------------------------------
 
@@ -354,15 +350,7 @@ class ScriptedLLM(FunctionCallingLLM):
             messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
         elif user_msg is not None:
             messages.append(user_msg)
-        with self._lock:
-            self._calls.append(
-                {
-                    "method": "prepare_chat_with_tools",
-                    "question": "",
-                    "tools": [t.metadata.name for t in tools],
-                    "kwargs": dict(kwargs),
-                }
-            )
+        self._record("prepare_chat_with_tools", "", tools, kwargs)
         return {"messages": messages, "tools": list(tools), **kwargs}
 
     def get_tool_calls_from_response(

@@ -48,9 +48,11 @@ from routing_core.costs import count_tokens
 __all__ = [
     "FakeAnthropicChat",
     "FakeOpenAIChat",
+    "HARD_RECORD",
     "KeywordRouter",
     "ScriptedChatModel",
     "ZeroLatencyChat",
+    "ZeroLatencyStreamingChat",
     "make_routed",
 ]
 
@@ -605,7 +607,8 @@ class FakeAnthropicChat(ScriptedChatModel):
 
 
 class ZeroLatencyChat(BaseChatModel):
-    """The cheapest possible chat model (a constant answer), for overhead measurements."""
+    """The cheapest possible chat model (a constant answer), for overhead measurements. It implements no
+    `_stream`, so it also stands for a model that cannot stream."""
 
     model_name: str = "zero"
 
@@ -621,6 +624,19 @@ class ZeroLatencyChat(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content="ok"))])
+
+
+class ZeroLatencyStreamingChat(ZeroLatencyChat):
+    """`ZeroLatencyChat` that also streams: its answer in one chunk (benchmarks/langchain_overhead.py)."""
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        yield ChatGenerationChunk(message=AIMessageChunk(content="ok", chunk_position="last"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -648,6 +664,17 @@ class KeywordRouter(Router):
 
     def describe(self) -> dict[str, Any]:
         return {"router": self.name, "keyword": self.keyword}
+
+
+#: The routing record of a `make_routed()` model for a prompt with the keyword ("hard"): the strong FakeOpenAIChat.
+HARD_RECORD: dict[str, Any] = {
+    "router": "keyword",
+    "threshold": 0.5,
+    "win_rate": 0.9,
+    "model": "strong",
+    "model_name": "fake-gpt",
+    "reason": "router",
+}
 
 
 def make_routed(**kwargs: Any) -> Any:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ __all__ = [
     "EventCollector",
     "KeywordRouter",
     "ScriptedLLM",
+    "attached",
     "events",
     "make_pair",
     "make_routed",
@@ -102,16 +104,25 @@ class EventCollector(BaseEventHandler):
             self.events.clear()
 
 
+_H = TypeVar("_H", bound=BaseEventHandler)
+
+
+@contextmanager
+def attached(handler: _H) -> Iterator[_H]:
+    """`handler` attached to the root instrumentation dispatcher inside the block, detached after."""
+    root = get_dispatcher()
+    root.add_event_handler(handler)
+    try:
+        yield handler
+    finally:
+        root.event_handlers = [h for h in root.event_handlers if h is not handler]
+
+
 @pytest.fixture
 def events() -> Iterator[EventCollector]:
     """An EventCollector attached to the root dispatcher for the duration of a test."""
-    collector = EventCollector()
-    root = get_dispatcher()
-    root.add_event_handler(collector)
-    try:
+    with attached(EventCollector()) as collector:
         yield collector
-    finally:
-        root.event_handlers = [h for h in root.event_handlers if h is not collector]
 
 
 def make_pair(**kwargs: Any) -> tuple[ScriptedLLM, ScriptedLLM]:

@@ -15,7 +15,14 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import RunnableLambda
-from lc_fakes import FakeAnthropicChat, FakeOpenAIChat, KeywordRouter, ZeroLatencyChat, make_routed
+from lc_fakes import (
+    HARD_RECORD,
+    FakeAnthropicChat,
+    FakeOpenAIChat,
+    KeywordRouter,
+    ZeroLatencyChat,
+    make_routed,
+)
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
@@ -220,14 +227,7 @@ def test_decision_follows_the_win_rate_and_metadata_is_complete() -> None:
     assert easy.response_metadata["model_name"] == "fake-claude"
     record = hard.response_metadata[METADATA_KEY]
     assert set(record) == PAYLOAD_KEYS
-    assert record == {
-        "router": "keyword",
-        "threshold": 0.5,
-        "win_rate": 0.9,
-        "model": "strong",
-        "model_name": "fake-gpt",
-        "reason": "router",
-    }
+    assert record == HARD_RECORD
     assert easy.response_metadata[METADATA_KEY]["model"] == "weak"
     assert len(m.strong.calls) == 1 and len(m.weak.calls) == 1
 
@@ -387,14 +387,7 @@ def test_image_only_message_falls_back_to_the_previous_human_text() -> None:
 def test_no_human_text_goes_to_no_text_model_without_the_router(messages: list[BaseMessage]) -> None:
     m = make_routed()
     record = m.invoke(messages).response_metadata[METADATA_KEY]
-    assert record == {
-        "router": "keyword",
-        "threshold": 0.5,
-        "win_rate": None,
-        "model": "strong",
-        "model_name": "fake-gpt",
-        "reason": "no_text",
-    }
+    assert record == {**HARD_RECORD, "win_rate": None, "reason": "no_text"}
     assert m.router.seen == []
     weak_default = make_routed(no_text_model="weak")
     assert weak_default.invoke(messages).response_metadata[METADATA_KEY]["model"] == "weak"

@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
-from lc_fakes import make_routed
+from lc_fakes import HARD_RECORD, make_routed
 
 from langchain_routellm import METADATA_KEY, ROUTE_EVENT, RoutedChatModel
 
@@ -142,14 +142,7 @@ async def test_astream_events_shows_the_route_and_each_token_once() -> None:
     start = next(e for e in events if e["event"] == "on_chat_model_start")
     assert custom[0]["run_id"] == start["run_id"]
     assert kinds.index("on_custom_event") < kinds.index("on_chat_model_stream")
-    assert custom[0]["data"] == {
-        "router": "keyword",
-        "threshold": 0.5,
-        "win_rate": 0.9,
-        "model": "strong",
-        "model_name": "fake-gpt",
-        "reason": "router",
-    }
+    assert custom[0]["data"] == HARD_RECORD
     streamed = [e["data"]["chunk"] for e in events if e["event"] == "on_chat_model_stream"]
     final = next(e for e in events if e["event"] == "on_chat_model_end")["data"]["output"]
     expected = list(

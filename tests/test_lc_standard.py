@@ -26,95 +26,50 @@ _PNG = base64.b64decode(
 )
 
 
-def _params() -> dict[str, Any]:
-    return {
-        "strong": FakeOpenAIChat(model_name="fake-gpt-strong"),
-        "weak": FakeAnthropicChat(model_name="fake-claude-weak"),
-        "router": "random",
-        "threshold": 0.5,
-    }
+class _Routed:
+    """What both suites test: a RoutedChatModel over two fake "providers" with the random router."""
 
-
-class TestRoutedChatModelUnit(ChatModelUnitTests):
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
         return RoutedChatModel
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return _params()
+        return {
+            "strong": FakeOpenAIChat(model_name="fake-gpt-strong"),
+            "weak": FakeAnthropicChat(model_name="fake-claude-weak"),
+            "router": "random",
+            "threshold": 0.5,
+        }
 
+    # The suites' feature flags are read-only properties; plain class attributes override them the same way.
+    supports_image_inputs = True
+
+
+class TestRoutedChatModelUnit(_Routed, ChatModelUnitTests):
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
         # Skipped on purpose (test_init_from_env): a router reads no environment variables; API keys and other
         # client settings belong to the two inner models.
         return {}, {}, {}
 
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
 
-
-class TestRoutedChatModelIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[BaseChatModel]:
-        return RoutedChatModel
-
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
-        return _params()
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def supports_model_override(self) -> bool:
-        # A per-call `model=` names one of the two routed models ("strong", "weak" or a model name) and forces
-        # that side; the suite checks it with the weak model's name.
-        return True
-
-    @property
-    def model_override_value(self) -> str:
-        return "fake-claude-weak"
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def supports_pdf_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_audio_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_tool_message(self) -> bool:
-        return True
-
-    @property
-    def supports_pdf_tool_message(self) -> bool:
-        return True
-
-    @property
-    def supports_anthropic_inputs(self) -> bool:
-        return True
-
-    @property
-    def enable_vcr_tests(self) -> bool:
-        # test_stream_time is skipped: it benchmarks recorded HTTP traffic (VCR cassettes) and there is no HTTP
-        # here; benchmarks/langchain_overhead.py measures the wrapper's own cost instead.
-        return False
+class TestRoutedChatModelIntegration(_Routed, ChatModelIntegrationTests):
+    has_tool_choice = True
+    supports_json_mode = True
+    # A per-call `model=` names one of the two routed models ("strong", "weak" or a model name) and forces that
+    # side; the suite checks it with the weak model's name.
+    supports_model_override = True
+    model_override_value = "fake-claude-weak"
+    supports_image_urls = True
+    supports_pdf_inputs = True
+    supports_audio_inputs = True
+    supports_image_tool_message = True
+    supports_pdf_tool_message = True
+    supports_anthropic_inputs = True
+    # test_stream_time is skipped: it benchmarks recorded HTTP traffic (VCR cassettes) and there is no HTTP here;
+    # benchmarks/langchain_overhead.py measures the wrapper's own cost instead.
+    enable_vcr_tests = False
 
     @pytest.fixture(autouse=True)
     def _offline_media(self, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,8 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from li_fakes import HARD, KeywordRouter, ScriptedLLM, events  # noqa: F401
+from li_fakes import HARD, KeywordRouter, ScriptedLLM, attached, events  # noqa: F401
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock
-from llama_index.core.instrumentation import get_dispatcher
 
 from llamaindex_routellm import (
     PAYLOAD_KEY,
@@ -30,13 +29,8 @@ def user(text: str) -> list[ChatMessage]:
 
 @pytest.fixture
 def handler() -> Iterator[RoutingEventHandler]:
-    h = RoutingEventHandler()
-    root = get_dispatcher()
-    root.add_event_handler(h)
-    try:
+    with attached(RoutingEventHandler()) as h:
         yield h
-    finally:
-        root.event_handlers = [x for x in root.event_handlers if x is not h]
 
 
 def priced_llm(**kwargs) -> tuple[RoutedLLM, ScriptedLLM, ScriptedLLM]:
@@ -126,13 +120,9 @@ def test_handler_with_custom_price_table() -> None:
     h = RoutingEventHandler(price_table=table, max_decisions=1)
     strong, weak = ScriptedLLM(model_name="house-large"), ScriptedLLM(model_name="house-small")
     llm = RoutedLLM(strong=strong, weak=weak, router=KeywordRouter(), threshold=0.5)
-    root = get_dispatcher()
-    root.add_event_handler(h)
-    try:
+    with attached(h):
         llm.chat(user(EASY))
         llm.chat(user(HARD_Q))
-    finally:
-        root.event_handlers = [x for x in root.event_handlers if x is not h]
     s = h.summary()
     assert s.cost is not None and s.saved is not None and 0 < s.saved < s.always_strong_cost
     assert len(h.decisions) == 1 and h.decisions[0].side == "strong"  # only the latest is kept
