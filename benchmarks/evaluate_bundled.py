@@ -25,7 +25,26 @@ PAPER = {  # RouteLLM paper, GPT-4-1106 vs Mixtral-8x7B, best router per benchma
     "gsm8k": "APGR 0.622 (best router with golden-label augmentation)",
 }
 TARGETS = {"mmlu": 0.60, "gsm8k": 0.60}
-SLOW = {"causal_llm"}  # a 135M-parameter LM per prompt: evaluated on a seeded sample
+SLOW = {"causal_llm"}
+LEARNED = {"logistic", "knn", "mf", "sw_ranking", "bert", "causal_llm"}
+WHY_MISSED = {
+    "gsm8k": (
+        "Why: GSM8K is evaluation only, so no router saw a grade-school math word problem with GPT-4/Mixtral labels "
+        "(the ~300 verbatim GSM8K questions in dcrouter are removed). Embedding routers learn *what a prompt is "
+        "about*; within GSM8K every prompt is about the same thing, and what separates the problems GPT-4 solves "
+        "and Mixtral fails is how many steps they take, which prompt length tracks (hence the length baseline). "
+        "The logistic router's size features recover part of that; the paper's routers, trained on Arena data we "
+        "do not have, reach 0.622 there."
+    ),
+}
+BELOW_RANDOM_WHY = (
+    "Learned routers at or below the random line here: {names}. The alpaca_eval held-out set is 167 judge verdicts "
+    "(95% intervals about ±0.08 wide), on open-ended instructions where the judge's preference for long answers "
+    "decides most battles; our training data is mostly right/wrong labels on exam-style tasks, and only a "
+    "quarter of the alpaca_eval training verdicts is mixed in (more lowered every other benchmark on the "
+    "development splits). Routerbench's test split is 792 items (±0.06) and MF, trained on every model pair, spends "
+    "its capacity on models other than the GPT-4/Mixtral pair."
+)  # a 135M-parameter LM per prompt: evaluated on a seeded sample
 
 
 def cached_win_rates(router, name: str, bench, embed) -> np.ndarray:  # noqa: ANN001
@@ -127,6 +146,12 @@ def main() -> int:
             gap = best.metrics.apgr - TARGETS[bname]
             verdict = "meets" if gap >= 0 else f"misses by {-gap:.3f}"
             lines.append(f"Best bundled router: `{best.router}` APGR {best.metrics.apgr:.3f} ({verdict} the {TARGETS[bname]:.2f} target).")
+        if best and bname in TARGETS and best.metrics.apgr < TARGETS[bname] and bname in WHY_MISSED:
+            lines.append(WHY_MISSED[bname])
+        rand = next((r.metrics.apgr for r in res if r.router == "random"), 0.5)
+        below = [r.router for r in res if r.router in LEARNED and r.metrics.apgr <= max(0.5, rand)]
+        if below:
+            lines.append(BELOW_RANDOM_WHY.format(names=", ".join(f"`{b}`" for b in below)))
         png = plots / f"{bname}.png"
         plot_results(res, str(png), title=f"{bname} (n={res[0].metrics.n})")
         lines += ["", f"![{bname}](plots/{png.name})", ""]

@@ -277,7 +277,7 @@ def model_card(router: Any, data: TrainingData, metrics: dict[str, Any] | None =
         "|---|---|---|",
     ]
     for spec, n in data.sources.items():
-        lines.append(f"| `{spec}` | {n} | {LICENSES.get(spec, 'see the source')} |")
+        lines.append(f"| `{spec}` | {n} | {LICENSES.get(spec.partition('@')[0], 'see the source')} |")
     lines += [
         "",
         f"Strong-vs-weak classifier examples: {len(data.pairs)} (battles between a strong-tier and a weak-tier model).",

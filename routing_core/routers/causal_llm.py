@@ -114,7 +114,10 @@ class CausalLLMRouter(TrainedRouter):
 
         enc = self._tok(self._texts(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.set_grad_enabled(grad):
-            logits = self._model(**enc).logits[:, -1, :]
+            try:  # only the answer position is needed: skip the (batch x length x vocab) logits
+                logits = self._model(**enc, logits_to_keep=1).logits[:, -1, :]
+            except TypeError:  # a backbone whose forward has no logits_to_keep
+                logits = self._model(**enc).logits[:, -1, :]
             return logits[:, self._score_ids]
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
