@@ -20,12 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ROUTELLM_SW_REQ_PER_S = 2.9
 
 
-def sample_prompts(n: int) -> list[str]:
-    """Arena-Hard prompts when ../shared/data is present (real chat traffic), else the shipped examples;
-    each made unique so no cache can help."""
+def sample_prompts(n: int, kind: str) -> list[str]:
+    """"arena": Arena-Hard prompts (real chat traffic, ~72 tokens on average, many long) when ../shared/data is
+    present; "short": the shipped example prompts (~25 tokens). Each made unique so no cache can help."""
     from routing_core.data.shared import arena_hard_prompts, shared_data_dir
 
-    base = arena_hard_prompts() if shared_data_dir() else (ROOT / "examples" / "prompts.txt").read_text().splitlines()
+    if kind == "arena" and shared_data_dir():
+        base = arena_hard_prompts()
+    else:
+        base = (ROOT / "examples" / "prompts.txt").read_text().splitlines()
     base = [b for b in base if b.strip()]
     return [f"{base[i % len(base)]} (#{i})" for i in range(n)]
 
@@ -54,34 +57,45 @@ def main() -> int:
     from routing_core.checkpoints import bundled_names
     from routing_core.embedders import TransformerEmbedder
 
-    prompts = sample_prompts(args.n)
-    singles = sample_prompts(args.n + args.single)[args.n :]
     emb = TransformerEmbedder()
     emb.embed(["warm up"])
-    t = time.perf_counter()
-    emb.embed(prompts)
-    emb_rate = len(prompts) / (time.perf_counter() - t)
-    rows = [("embedding only (MiniLM-L6)", emb_rate, float("nan"))]
-    for name in args.routers.split(","):
-        if name not in bundled_names():
-            print(f"{name}: no bundled checkpoint, skipped", file=sys.stderr)
-            continue
-        router = fresh(load_router(name))
-        router.win_rate(["warm up the model and caches"])
+    print(f"{args.n} prompts batched; {args.single} single-prompt calls; embedding included, no cache hits.")
+    print("'math only' is the router on precomputed embeddings (what it adds on top of the embedder).\n")
+    for kind in ("short", "arena"):
+        prompts = sample_prompts(args.n, kind)
+        singles = sample_prompts(args.n + args.single, kind)[args.n :]
         t = time.perf_counter()
-        router.win_rate(prompts)
-        rate = len(prompts) / (time.perf_counter() - t)
-        lat = []
-        for p in singles:
+        vectors = emb.embed(prompts)
+        emb_rate = len(prompts) / (time.perf_counter() - t)
+        rows = [("embedding only (MiniLM-L6)", emb_rate, float("nan"), float("nan"))]
+        for name in args.routers.split(","):
+            if name not in bundled_names():
+                print(f"{name}: no bundled checkpoint, skipped", file=sys.stderr)
+                continue
+            router = fresh(load_router(name))
+            router.win_rate(["warm up the model and caches"])
+            math_rate = float("nan")
+            if getattr(router, "uses_embeddings", False):
+                t = time.perf_counter()
+                router.win_rate_from_embeddings(prompts, vectors)
+                math_rate = len(prompts) / (time.perf_counter() - t)
             t = time.perf_counter()
-            router.win_rate([p])
-            lat.append(1000 * (time.perf_counter() - t))
-        rows.append((name, rate, statistics.median(lat)))
-    print(f"{len(prompts)} prompts batched; {len(singles)} single-prompt calls; embedding included, no cache hits\n")
-    print(f"{'router':<28} {'prompts/s':>10} {'p50 ms (1 prompt)':>18} {'x RouteLLM SW (2.9/s)':>22}")
-    for name, rate, p50 in rows:
-        p50_s = "-" if p50 != p50 else f"{p50:.1f}"
-        print(f"{name:<28} {rate:>10.1f} {p50_s:>18} {rate / ROUTELLM_SW_REQ_PER_S:>22.1f}")
+            router.win_rate(prompts)
+            rate = len(prompts) / (time.perf_counter() - t)
+            lat = []
+            for p in singles:
+                t = time.perf_counter()
+                router.win_rate([p])
+                lat.append(1000 * (time.perf_counter() - t))
+            rows.append((name, rate, statistics.median(lat), math_rate))
+        label = "Arena-Hard prompts (~72 tokens, up to 256)" if kind == "arena" else "short chat prompts (~25 tokens)"
+        print(f"## {label}")
+        print(f"{'router':<28} {'prompts/s':>10} {'p50 ms (1 prompt)':>18} {'math only /s':>13} {'x RouteLLM SW':>14}")
+        for name, rate, p50, math_rate in rows:
+            p50_s = "-" if p50 != p50 else f"{p50:.1f}"
+            m_s = "-" if math_rate != math_rate else f"{math_rate:.0f}"
+            print(f"{name:<28} {rate:>10.1f} {p50_s:>18} {m_s:>13} {rate / ROUTELLM_SW_REQ_PER_S:>14.1f}")
+        print()
     return 0
 
 

@@ -145,12 +145,20 @@ class SWRankingRouter(TrainedRouter):
                                    "tiers": {m: int(t) for m, t in zip(self.models, self.model_tier, strict=True)}})
         return self
 
+    def _keys32(self) -> np.ndarray:
+        """float32 view of the stored fp16 keys, converted once (not on every call)."""
+        assert self.keys is not None
+        cached = getattr(self, "_keys_f32", None)
+        if cached is None or cached.shape != self.keys.shape:
+            cached = self._keys_f32 = self.keys.astype(np.float32)
+        return cached
+
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         assert self.keys is not None and self.wins is not None and self.counts is not None and self.pairs is not None
         assert self.prior is not None and embeddings is not None, "SWRankingRouter is not fitted"
         s_tier, w_tier = self._tiers()
         out = np.empty(embeddings.shape[0])
-        keys = self.keys.astype(np.float32)
+        keys = self._keys32()
         log_g = math.log(self.gamma)
         for i in range(0, embeddings.shape[0], 256):
             sims = embeddings[i : i + 256].astype(np.float32) @ keys.T  # (B, U)
