@@ -98,6 +98,14 @@ class TrainedRouter(Router):
         self.reference_win_rates = None if ref is None else np.asarray(ref, dtype=np.float64)
         self.training_info = dict(config.get("training") or {})
 
+    def float32_keys(self) -> np.ndarray:
+        """float32 copy of a router's fp16 `keys` (stored small), converted once rather than on every call."""
+        keys = self.keys  # type: ignore[attr-defined]
+        cached = getattr(self, "_keys_f32", None)
+        if cached is None or cached.shape != keys.shape:
+            cached = self._keys_f32 = keys.astype(np.float32)
+        return cached
+
     def save(self, folder: str | Path, card: str | None = None) -> Path:
         """Write this router as a checkpoint folder (JSON config + safetensors + model card)."""
         params, tensors = self.state()
@@ -106,6 +114,17 @@ class TrainedRouter(Router):
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Router-specific JSON params and tensors."""
         raise NotImplementedError
+
+
+def resolve_model(name: str, models: Sequence[str], role: str) -> int:
+    """Index of `name` (or its canonical spelling) among a router's trained models; else a clear error."""
+    from routing_core.data.aliases import canonical_model
+    from routing_core.errors import UnknownModelError
+
+    for cand in (name, canonical_model(name)):
+        if cand in models:
+            return list(models).index(cand)
+    raise UnknownModelError(f"{role} model {name!r} is not one this router was trained on; known models: {', '.join(models)}")
 
 
 def embedder_for(config: dict[str, Any], override: str | Embedder | None) -> str | Embedder | None:

@@ -25,20 +25,12 @@ class KNNRouter(TrainedRouter):
         self.keys: np.ndarray | None = None
         self.targets: np.ndarray | None = None
 
-    def _keys32(self) -> np.ndarray:
-        """float32 view of the stored fp16 keys, converted once (not on every call)."""
-        assert self.keys is not None
-        cached = getattr(self, "_keys_f32", None)
-        if cached is None or cached.shape != self.keys.shape:
-            cached = self._keys_f32 = self.keys.astype(np.float32)
-        return cached
-
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         assert self.keys is not None and self.targets is not None and embeddings is not None, "KNNRouter is not fitted"
         k = min(int(self.k or 32), self.keys.shape[0])
         prior = float(self.targets.mean())
         out = np.empty(embeddings.shape[0])
-        keys = self._keys32()
+        keys = self.float32_keys()
         for i in range(0, embeddings.shape[0], 1024):
             sims = embeddings[i : i + 1024].astype(np.float32) @ keys.T
             idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]

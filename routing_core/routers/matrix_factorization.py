@@ -16,20 +16,12 @@ from typing import Any
 import numpy as np
 
 from routing_core.checkpoints import load_tensors, require
-from routing_core.data.aliases import canonical_model
 from routing_core.embedders import Embedder
-from routing_core.errors import CheckpointError, UnknownModelError
-from routing_core.routers._base import TrainedRouter, embedder_for
+from routing_core.errors import CheckpointError
+from routing_core.routers._base import TrainedRouter, embedder_for, resolve_model
 
 DEFAULT_STRONG = "gpt-4-1106-preview"
 DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
-
-
-def _resolve(name: str, models: Sequence[str], role: str) -> int:
-    for cand in (name, canonical_model(name)):
-        if cand in models:
-            return list(models).index(cand)
-    raise UnknownModelError(f"{role} model {name!r} is not one this router was trained on; known models: {', '.join(models)}")
 
 
 class MFRouter(TrainedRouter):
@@ -54,7 +46,7 @@ class MFRouter(TrainedRouter):
         self.w: np.ndarray | None = None  # (dim,) linear head
 
     def _pair(self) -> tuple[int, int]:
-        return _resolve(self.strong_model, self.models, "strong"), _resolve(self.weak_model, self.models, "weak")
+        return resolve_model(self.strong_model, self.models, "strong"), resolve_model(self.weak_model, self.models, "weak")
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         assert self.P is not None and self.W is not None and self.w is not None and embeddings is not None, "MFRouter is not fitted"

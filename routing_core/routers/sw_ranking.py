@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 
 from routing_core.checkpoints import load_tensors, require
-from routing_core.data.aliases import canonical_model
 from routing_core.embedders import Embedder
-from routing_core.errors import CheckpointError, UnknownModelError
-from routing_core.routers._base import TrainedRouter, embedder_for
+from routing_core.errors import CheckpointError
+from routing_core.routers._base import TrainedRouter, embedder_for, resolve_model
 
 DEFAULT_STRONG = "gpt-4-1106-preview"
 DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
@@ -82,15 +81,9 @@ class SWRankingRouter(TrainedRouter):
 
     def _tiers(self) -> tuple[int, int]:
         assert self.model_tier is not None
-        idx = []
-        for name, role in ((self.strong_model, "strong"), (self.weak_model, "weak")):
-            for cand in (name, canonical_model(name)):
-                if cand in self.models:
-                    idx.append(int(self.model_tier[self.models.index(cand)]))
-                    break
-            else:
-                raise UnknownModelError(f"{role} model {name!r} is not one this router was trained on; known models: {', '.join(self.models)}")
-        return idx[0], idx[1]
+        s = resolve_model(self.strong_model, self.models, "strong")
+        w = resolve_model(self.weak_model, self.models, "weak")
+        return int(self.model_tier[s]), int(self.model_tier[w])
 
     def fit(self, prompts: Sequence[str], model_a: Sequence[str], model_b: Sequence[str], outcome_a: np.ndarray, embeddings: dict[str, np.ndarray] | np.ndarray) -> SWRankingRouter:
         """Fit tiers and aggregate battles. `outcome_a` is 1 / 0.5 / 0 for model_a winning / tie / losing;
@@ -145,20 +138,12 @@ class SWRankingRouter(TrainedRouter):
                                    "tiers": {m: int(t) for m, t in zip(self.models, self.model_tier, strict=True)}})
         return self
 
-    def _keys32(self) -> np.ndarray:
-        """float32 view of the stored fp16 keys, converted once (not on every call)."""
-        assert self.keys is not None
-        cached = getattr(self, "_keys_f32", None)
-        if cached is None or cached.shape != self.keys.shape:
-            cached = self._keys_f32 = self.keys.astype(np.float32)
-        return cached
-
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         assert self.keys is not None and self.wins is not None and self.counts is not None and self.pairs is not None
         assert self.prior is not None and embeddings is not None, "SWRankingRouter is not fitted"
         s_tier, w_tier = self._tiers()
         out = np.empty(embeddings.shape[0])
-        keys = self._keys32()
+        keys = self.float32_keys()
         log_g = math.log(self.gamma)
         for i in range(0, embeddings.shape[0], 256):
             sims = embeddings[i : i + 256].astype(np.float32) @ keys.T  # (B, U)
