@@ -166,3 +166,41 @@ def split_pairs(pairs: Sequence[Any], val_fraction: float = 0.1) -> tuple[list[A
     tr = [x for x in pairs if not is_val(x.prompt)]
     va = [x for x in pairs if is_val(x.prompt)]
     return tr, va
+
+
+def fine_tune(
+    forward: Callable[[list[int]], Any],
+    targets: Any,
+    params: Sequence[Any],
+    optimizer: Any,
+    n: int,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    desc: str,
+    progress: bool = True,
+    scheduler: Any = None,
+    class_weight: Any = None,
+) -> None:
+    """The fine-tuning loop the transformer routers share: seeded shuffles, cross-entropy on
+    `forward(batch indices)` against `targets[batch]`, gradient clipping at 1.0, a progress bar with the loss."""
+    import torch
+    from tqdm.auto import tqdm
+
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weight)
+    g = torch.Generator().manual_seed(seed)
+    bar = tqdm(total=epochs * ((n + batch_size - 1) // batch_size), desc=desc, disable=not progress)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=g).tolist()
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(forward(idx), targets[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()

@@ -18,7 +18,7 @@ from routing_core.batching import map_length_sorted
 from routing_core.checkpoints import load_tensors
 from routing_core.embedders import minilm_path
 from routing_core.errors import CheckpointError
-from routing_core.routers._base import TrainedRouter, split_pairs
+from routing_core.routers._base import TrainedRouter, fine_tune, split_pairs
 
 MODES = ("full", "top", "frozen")
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
@@ -98,7 +98,6 @@ class BertRouter(TrainedRouter):
     def fit(self, prompts: list[str], labels: np.ndarray, epochs: int = 2, lr: float = 5e-5, seed: int = 0, progress: bool = True) -> BertRouter:
         """Cross-entropy on labels 0 (strong wins), 1 (tie), 2 (weak wins); AdamW, linear decay."""
         import torch
-        from tqdm.auto import tqdm
 
         torch.manual_seed(seed)
         self._build()
@@ -113,25 +112,11 @@ class BertRouter(TrainedRouter):
         ], weight_decay=0.01)
         y = torch.tensor(np.asarray(labels), dtype=torch.long)
         counts = torch.bincount(y, minlength=3).float().clamp(min=1)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=(counts.sum() / (3 * counts)))
         steps = epochs * ((len(prompts) + self.batch_size - 1) // self.batch_size)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(1, steps)))
-        g = torch.Generator().manual_seed(seed)
         self._model.train()
-        bar = tqdm(total=steps, desc="bert fine-tuning", disable=not progress)
-        for _ in range(epochs):
-            perm = torch.randperm(len(prompts), generator=g).tolist()
-            for i in range(0, len(perm), self.batch_size):
-                idx = perm[i : i + self.batch_size]
-                opt.zero_grad()
-                loss = loss_fn(self._logits([prompts[j] for j in idx], grad=True), y[idx])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                sched.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        bar.close()
+        fine_tune(lambda idx: self._logits([prompts[j] for j in idx], grad=True), y, params, opt, len(prompts),
+                  self.batch_size, epochs, seed, "bert fine-tuning", progress, sched, class_weight=counts.sum() / (3 * counts))
         self._model.eval()
         with torch.no_grad():
             for n, p in self._model.named_parameters():

@@ -20,7 +20,7 @@ import numpy as np
 from routing_core.batching import map_length_sorted
 from routing_core.checkpoints import load_tensors
 from routing_core.errors import CheckpointError
-from routing_core.routers._base import TrainedRouter, split_pairs
+from routing_core.routers._base import TrainedRouter, fine_tune, split_pairs
 
 DEFAULT_BACKBONE = "SmolLM2-135M-Instruct"
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -134,7 +134,6 @@ class CausalLLMRouter(TrainedRouter):
     def fit(self, prompts: list[str], scores: np.ndarray, epochs: int = 1, lr: float = 2e-4, seed: int = 0, progress: bool = True) -> CausalLLMRouter:
         """Cross-entropy over the five score tokens; `scores` are 0-based label indices (see target_score)."""
         import torch
-        from tqdm.auto import tqdm
 
         torch.manual_seed(seed)
         self._build()
@@ -143,23 +142,9 @@ class CausalLLMRouter(TrainedRouter):
             p.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=lr if self.mode == "lora" else lr / 10, weight_decay=0.0)
         y = torch.tensor(np.asarray(scores), dtype=torch.long)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        g = torch.Generator().manual_seed(seed)
-        steps = epochs * ((len(prompts) + self.batch_size - 1) // self.batch_size)
         self._model.train()
-        bar = tqdm(total=steps, desc="causal_llm fine-tuning", disable=not progress)
-        for _ in range(epochs):
-            perm = torch.randperm(len(prompts), generator=g).tolist()
-            for i in range(0, len(perm), self.batch_size):
-                idx = perm[i : i + self.batch_size]
-                opt.zero_grad()
-                loss = loss_fn(self._score_logits([prompts[j] for j in idx], grad=True), y[idx])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        bar.close()
+        fine_tune(lambda idx: self._score_logits([prompts[j] for j in idx], grad=True), y, params, opt, len(prompts),
+                  self.batch_size, epochs, seed, "causal_llm fine-tuning", progress)
         self._model.eval()
         if self.mode == "full":  # run what is saved: full checkpoints are stored in fp16
             with torch.no_grad():
