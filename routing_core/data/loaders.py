@@ -7,12 +7,13 @@ Every loader returns plain records (see records.py) and raises `DataError` namin
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from routing_core.data.aliases import canonical_model
 from routing_core.data.records import (
@@ -21,7 +22,10 @@ from routing_core.data.records import (
     Battle,
     Benchmark,
     BenchmarkItem,
+    PromptFile,
+    PromptRecord,
     ScoredPrompt,
+    Winner,
 )
 from routing_core.errors import DataError
 
@@ -45,26 +49,61 @@ def read_text(path: str | Path) -> str:
         raw = p.read_bytes()
     except OSError as e:
         raise DataError(p, f"cannot read ({e.strerror or e})") from e
-    if b"\x00" in raw[:8192]:
-        raise DataError(p, "looks like a binary file, expected UTF-8 text")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(p, f"looks like a binary file (NUL byte at offset {nul}), expected UTF-8 text")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(p, f"not valid UTF-8 text (byte {e.start})") from e
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            p, f"not valid UTF-8 text (line {line}, byte {e.start}); re-save the file as UTF-8"
+        ) from e
     if not text.strip():
         raise DataError(p, "file is empty")
     return text
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines split on `\\n` and `\\r\\n` only: U+2028, NEL, form feeds and other separators stay inside a line.
+
+    (`str.splitlines` also splits on those, which silently turns one prompt into several.)
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def read_csv(path: str | Path, required: Sequence[str] = ()) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV file, checking that `required` columns exist."""
+    """Header and rows of a CSV file, checking that `required` columns exist.
+
+    Strict: an unbalanced quote, a stray quote after a quoted field, or a row with more or fewer fields than the
+    header is a DataError naming the line (a lenient reader would silently merge or shift rows).
+    """
     text = read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
     try:
-        reader = csv.DictReader(text.splitlines(keepends=True))
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
+        header = next(reader)
+        rows: list[dict[str, str]] = []
+        start = reader.line_num + 1
+        for values in reader:
+            if not values:  # a blank line
+                start = reader.line_num + 1
+                continue
+            if len(values) != len(header):
+                where = f"line {start}" if start == reader.line_num else f"lines {start}-{reader.line_num}"
+                raise DataError(
+                    path,
+                    f"{where}: {len(values)} fields where the header has {len(header)} (an unbalanced quote or a stray comma?)",
+                )
+            rows.append(dict(zip(header, values, strict=True)))
+            start = reader.line_num + 1
+    except StopIteration:
+        raise DataError(path, "file is empty") from None
     except csv.Error as e:
-        raise DataError(path, f"malformed CSV ({e})") from e
+        raise DataError(path, f"line {start}: malformed CSV ({e}; is a quote unbalanced?)") from None
     missing = [c for c in required if c not in header]
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(repr(c) for c in missing)}; found {header}")
@@ -76,13 +115,15 @@ def read_csv(path: str | Path, required: Sequence[str] = ()) -> tuple[list[str],
 def read_jsonl(path: str | Path, required: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file (blank lines skipped), checking that `required` keys exist in each row."""
     rows: list[dict[str, Any]] = []
-    for n, line in enumerate(read_text(path).splitlines(), 1):
+    for n, line in enumerate(split_lines(read_text(path)), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(path, f"line {n}: invalid JSON ({e.msg})") from e
+        except RecursionError:
+            raise DataError(path, f"line {n}: JSON nested too deeply") from None
         if not isinstance(row, dict):
             raise DataError(path, f"line {n}: expected a JSON object")
         missing = [k for k in required if k not in row]
@@ -111,6 +152,8 @@ def parse_score(value: Any, path: str | Path, where: str) -> float:
             raise DataError(path, f"{where}: score {s!r} is not numeric") from None
     if math.isnan(x):
         raise DataError(path, f"{where}: score is NaN")
+    if math.isinf(x):
+        raise DataError(path, f"{where}: score is infinite")
     return x
 
 
@@ -136,7 +179,9 @@ def _keep_prompt(prompt: str, min_chars: int) -> bool:
     return len(prompt.strip()) >= min_chars
 
 
-def load_arena_battles(path: str | Path, min_chars: int = MIN_PROMPT_CHARS, source: str = "arena") -> list[Battle]:
+def load_arena_battles(
+    path: str | Path, min_chars: int = MIN_PROMPT_CHARS, source: str = "arena"
+) -> list[Battle]:
     """Chatbot Arena 55k CSV (`id, model_a, model_b, prompt` JSON turns, winner_* one-hot): first turn only."""
     cols = ["model_a", "model_b", "prompt", "winner_model_a", "winner_model_b", "winner_tie"]
     _, rows = read_csv(path, cols)
@@ -147,10 +192,19 @@ def load_arena_battles(path: str | Path, min_chars: int = MIN_PROMPT_CHARS, sour
             continue
         flags = [parse_score(r[c], path, f"row {i}, column {c}") for c in cols[3:]]
         if sum(flags) != 1:
-            raise DataError(path, f"row {i}: exactly one of winner_model_a/winner_model_b/winner_tie must be 1")
+            raise DataError(
+                path, f"row {i}: exactly one of winner_model_a/winner_model_b/winner_tie must be 1"
+            )
         winner = WINNERS[flags.index(1.0)]
         out.append(
-            Battle(prompt, canonical_model(r["model_a"]), canonical_model(r["model_b"]), winner, source, r.get("id", ""))  # type: ignore[arg-type]
+            Battle(
+                prompt,
+                canonical_model(r["model_a"]),
+                canonical_model(r["model_b"]),
+                cast(Winner, winner),
+                source,
+                r.get("id", ""),
+            )
         )
     return out
 
@@ -183,7 +237,14 @@ def load_battles_jsonl(path: str | Path, min_chars: int = MIN_PROMPT_CHARS, sour
         if w is None:
             raise DataError(path, f"row {n}: winner {r['winner']!r} is not model_a, model_b or tie")
         out.append(
-            Battle(prompt, canonical_model(str(r["model_a"])), canonical_model(str(r["model_b"])), w, source or Path(path).stem, str(r.get("id", n)))  # type: ignore[arg-type]
+            Battle(
+                prompt,
+                canonical_model(str(r["model_a"])),
+                canonical_model(str(r["model_b"])),
+                cast(Winner, w),
+                source or Path(path).stem,
+                str(r.get("id", n)),
+            )
         )
     return out
 
@@ -235,7 +296,9 @@ def load_correctness_long(
     for i, r in enumerate(rows, 2):
         key = r[id_col] if id_col else r[prompt_col]
         entry = by_key.setdefault(key, (r[prompt_col], {}))
-        entry[1][canonical_model(r[model_col])] = parse_score(r[score_col], path, f"row {i}, column {score_col}")
+        entry[1][canonical_model(r[model_col])] = parse_score(
+            r[score_col], path, f"row {i}, column {score_col}"
+        )
     return [ScoredPrompt(p, s, k, source or Path(path).stem) for k, (p, s) in by_key.items()]
 
 
@@ -254,7 +317,8 @@ def load_correctness_wide(
     header, rows = read_csv(path, [prompt_col] + list(models or []) + ([id_col] if id_col else []))
     if models is None:
         models = [
-            c for c in header
+            c
+            for c in header
             if c and c not in (prompt_col, id_col) and "|" not in c and not c.endswith("_response")
         ]
     if not models:
@@ -262,7 +326,11 @@ def load_correctness_wide(
     out = []
     for i, r in enumerate(rows, 2):
         scores = {canonical_model(m): parse_score(r[m], path, f"row {i}, column {m!r}") for m in models}
-        out.append(ScoredPrompt(r[prompt_col], scores, r[id_col] if id_col else str(i - 2), source or Path(path).stem))
+        out.append(
+            ScoredPrompt(
+                r[prompt_col], scores, r[id_col] if id_col else str(i - 2), source or Path(path).stem
+            )
+        )
     return out
 
 
@@ -281,7 +349,10 @@ def load_judge_verdicts(
         if annotator and r.get("annotator", annotator) != annotator:
             continue
         if r["instruction_id"] not in text:
-            raise DataError(preferences_path, f"row {i}: instruction_id {r['instruction_id']!r} not in {instructions_path}")
+            raise DataError(
+                preferences_path,
+                f"row {i}: instruction_id {r['instruction_id']!r} not in {instructions_path}",
+            )
         if not r["preference"].strip():
             continue  # no verdict recorded
         pref = parse_score(r["preference"], preferences_path, f"row {i}, column 'preference'")
@@ -289,7 +360,14 @@ def load_judge_verdicts(
         prompt = text[r["instruction_id"]]
         if _keep_prompt(prompt, min_chars):
             out.append(
-                Battle(prompt, canonical_model(r["generator_1"]), canonical_model(r["generator_2"]), winner, "alpaca_eval", r["instruction_id"])  # type: ignore[arg-type]
+                Battle(
+                    prompt,
+                    canonical_model(r["generator_1"]),
+                    canonical_model(r["generator_2"]),
+                    cast(Winner, winner),
+                    "alpaca_eval",
+                    r["instruction_id"],
+                )
             )
     return out
 
@@ -348,7 +426,9 @@ def load_gsm8k(path: str | Path) -> Benchmark:
         for i, r in enumerate(rows, 2)
     ]
     bench = Benchmark("gsm8k", items, MMLU_STRONG, MMLU_WEAK)
-    return _drop_contaminated(bench, contaminated_eval_prompts(csv_path.parent / "contaminated_prompts.jsonl"))
+    return _drop_contaminated(
+        bench, contaminated_eval_prompts(csv_path.parent / "contaminated_prompts.jsonl")
+    )
 
 
 MT_BENCH_STRONG = "gpt-4-1106-preview"
@@ -373,12 +453,22 @@ def load_mt_bench(folder: str | Path, strong: str = MT_BENCH_STRONG, weak: str =
     for q in questions:
         turns = q["turns"]
         if not isinstance(turns, list) or not turns:
-            raise DataError(folder / "question.jsonl", f"question {q['question_id']}: 'turns' must be a non-empty list")
+            raise DataError(
+                folder / "question.jsonl", f"question {q['question_id']}: 'turns' must be a non-empty list"
+            )
         st, wk = scores.get((q["question_id"], strong)), scores.get((q["question_id"], weak))
         if not st or not wk:
             missing += 1
             continue
-        items.append(BenchmarkItem(str(turns[0]), sum(st) / len(st), sum(wk) / len(wk), str(q["question_id"]), str(q.get("category", ""))))
+        items.append(
+            BenchmarkItem(
+                str(turns[0]),
+                sum(st) / len(st),
+                sum(wk) / len(wk),
+                str(q["question_id"]),
+                str(q.get("category", "")),
+            )
+        )
     if not items:
         raise DataError(folder, f"no question has judgements for both {strong!r} and {weak!r}")
     bench = Benchmark("mt-bench", items, strong, weak, {"no judgements": missing} if missing else {})
@@ -414,30 +504,115 @@ def load_benchmark(kind: str, path: str | Path) -> Benchmark:
 # --- prompt files ----------------------------------------------------------------------------------------
 
 MAX_PROMPT_CHARS = 100_000  # longer prompts are truncated (the router reads at most a few hundred tokens)
+_MAX_LISTED = 5
 
 
-def load_prompts(path: str | Path, max_chars: int = MAX_PROMPT_CHARS) -> tuple[list[str], int]:
-    """Prompts from a text file (one per line), JSONL (`prompt` key) or a JSON list of strings.
+def _kind(value: Any) -> str:
+    return (
+        "null"
+        if value is None
+        else "a boolean"
+        if isinstance(value, bool)
+        else ("a number" if isinstance(value, int | float) else f"a {type(value).__name__}")
+    )
 
-    Returns the prompts and how many were truncated to `max_chars` characters (documented, not an error).
+
+def _prompt_value(value: Any) -> tuple[str | None, str]:
+    """A record's prompt text, or None and why not (a list is a conversation: its first turn is the prompt)."""
+    if isinstance(value, str):
+        return value, ""
+    if isinstance(value, list):
+        if value and isinstance(value[0], str):
+            return value[0], ""
+        return None, "is a list whose first turn is not a string" if value else "is an empty list"
+    return None, f"is {_kind(value)}, expected a string"
+
+
+def _record_fields(row: Any, where: str) -> tuple[str | None, str | None, str]:
+    """(text, id, problem) for one JSON/JSONL record: a string, or an object with `prompt` and optional `id`."""
+    if isinstance(row, str):
+        return row, None, ""
+    if not isinstance(row, dict):
+        return (
+            None,
+            None,
+            f"{where}: record is {_kind(row)}, expected a string or an object with a 'prompt' key",
+        )
+    if "prompt" not in row:
+        return None, None, f"{where}: no 'prompt' key"
+    text, why = _prompt_value(row["prompt"])
+    if text is None:
+        return None, None, f"{where}: 'prompt' {why}"
+    rid = row.get("id")
+    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
+        return None, None, f"{where}: 'id' is {_kind(rid)}, expected a string or an integer"
+    return text, None if rid is None else str(rid), ""
+
+
+def read_prompt_file(path: str | Path, max_chars: int = MAX_PROMPT_CHARS) -> PromptFile:
+    """Every record of a prompt file, in order, with its position, location and `id`.
+
+    Text files: one prompt per line, split on newlines only (`\\n`, `\\r\\n`); blank lines are separators,
+    counted but not records. JSONL: one JSON string or `{"prompt": ..., "id": ...}` object per non-blank line.
+    JSON: a list of such strings or objects. An empty or whitespace-only prompt is a record (its route is the
+    caller's to document); a record that is not text (null, a number, an object without `prompt`) is a
+    DataError listing every offending line, so nothing is routed as the text "None" or "123". Prompts longer
+    than `max_chars` are truncated and marked.
     """
     p = Path(path)
     text = read_text(p)
-    prompts: list[str]
-    if p.suffix.lower() in (".jsonl", ".ndjson"):
-        prompts = [first_turn(r["prompt"]) for r in read_jsonl(p, ["prompt"])]
-    elif p.suffix.lower() == ".json":
+    suffix = p.suffix.lower()
+    raw: list[tuple[str, Any]] = []  # (where, value) for structured files
+    records: list[PromptRecord] = []
+    blank = 0
+    if suffix in (".jsonl", ".ndjson"):
+        for n, line in enumerate(split_lines(text), 1):
+            if not line.strip():
+                blank += 1
+                continue
+            try:
+                raw.append((f"line {n}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise DataError(p, f"line {n}: invalid JSON ({e.msg})") from None
+            except RecursionError:
+                raise DataError(p, f"line {n}: JSON nested too deeply") from None
+    elif suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise DataError(p, f"invalid JSON ({e.msg})") from e
-        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-            raise DataError(p, "expected a JSON list of strings")
-        prompts = data
+            raise DataError(p, f"invalid JSON ({e.msg}, line {e.lineno})") from None
+        except RecursionError:
+            raise DataError(p, "JSON nested too deeply") from None
+        if not isinstance(data, list):
+            raise DataError(p, f"expected a JSON list of prompts, got {_kind(data)}")
+        raw = [(f"item {i}", v) for i, v in enumerate(data, 1)]
     else:
-        prompts = [line for line in text.splitlines() if line.strip()]
-    prompts = [x for x in prompts if x.strip()]
-    if not prompts:
+        for n, line in enumerate(split_lines(text), 1):
+            if not line.strip():
+                blank += 1
+                continue
+            raw.append((f"line {n}", line))
+    problems: list[str] = []
+    for where, value in raw:
+        prompt, rid, problem = _record_fields(value, where)
+        if prompt is None:
+            problems.append(problem)
+            continue
+        records.append(PromptRecord(len(records), prompt[:max_chars], where, rid, len(prompt) > max_chars))
+    if problems:
+        more = f"; and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+        raise DataError(
+            p, f"{len(problems)} record(s) are not prompt text: {'; '.join(problems[:_MAX_LISTED])}{more}"
+        )
+    if not records:
         raise DataError(p, "no prompts found")
-    truncated = sum(len(x) > max_chars for x in prompts)
-    return [x[:max_chars] for x in prompts], truncated
+    return PromptFile(str(p), records, blank)
+
+
+def load_prompts(path: str | Path, max_chars: int = MAX_PROMPT_CHARS) -> tuple[list[str], int]:
+    """Prompt texts of every record of a prompt file (see `read_prompt_file`) and how many were truncated.
+
+    Lengths are kept: one text per record, empty ones included (callers that need text filter them).
+    """
+    f = read_prompt_file(path, max_chars)
+    return f.texts, f.truncated

@@ -1,4 +1,4 @@
-"""Plain records: a pairwise battle, a prompt scored for several models, and a two-model benchmark."""
+"""Plain records: a pairwise battle, a prompt scored for several models, a two-model benchmark, prompt-file records."""
 
 from __future__ import annotations
 
@@ -76,3 +76,39 @@ class Benchmark:
         dropped = dict(self.dropped)
         dropped[reason] = dropped.get(reason, 0) + len(self.items) - len(items)
         return Benchmark(self.name, items, self.strong_model, self.weak_model, dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRecord:
+    """One record of a prompt file: its 0-based position, where it is in the file, its text and its `id`."""
+
+    index: int
+    text: str
+    where: str  # "line 3" (text and JSONL files) or "item 3" (a JSON list), 1-based
+    id: str | None = None
+    truncated: bool = False
+
+    @property
+    def empty(self) -> bool:
+        """True when there is no text to route on (empty or whitespace only)."""
+        return not self.text.strip()
+
+
+@dataclass(slots=True)
+class PromptFile:
+    """Every record of a prompt file, in order, plus what was skipped (blank lines of a text file) and why."""
+
+    path: str
+    records: list[PromptRecord]
+    blank_lines: int = 0
+
+    @property
+    def texts(self) -> list[str]:
+        return [r.text for r in self.records]
+
+    @property
+    def truncated(self) -> int:
+        return sum(r.truncated for r in self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
