@@ -75,17 +75,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | Path, name: str) -> int:
-    """Delete temp files/folders left next to `name` by processes that no longer run; how many were removed."""
+def remove_stale_temps(folder: str | Path, name: str | None = None) -> int:
+    """Delete temp files/folders left next to `name` (any name when None) by processes that no longer run.
+
+    Returns how many were removed; temps of live processes (a concurrent writer) are left alone.
+    """
     folder = Path(folder)
     removed = 0
     if not folder.is_dir():
         return 0
-    prefix = f".{name}{TMP_MARK}"
     for p in folder.iterdir():
-        if not p.name.startswith(prefix):
+        head, mark, rest = p.name.partition(TMP_MARK)
+        if not mark or not head.startswith(".") or (name is not None and head != f".{name}"):
             continue
-        pid_s = p.name[len(prefix) :].split("-", 1)[0]
+        pid_s = rest.split("-", 1)[0]
         if pid_s.isdigit() and int(pid_s) != os.getpid() and not _pid_alive(int(pid_s)):
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
