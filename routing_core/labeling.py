@@ -815,19 +815,27 @@ def label_prompts(
     return Labeller(strong, weak, judge, **kwargs).label(prompts, out, errors, **run)
 
 
-def labelled_training_data(path: str | Path, strong: str | None = None, weak: str | None = None) -> Any:
-    """`TrainingData` from a labels file whose strong and weak models are the given names (default: the first
-    row's model_a / model_b), so classifier routers learn this pair rather than the bundled GPT-4/Mixtral tiers."""
+def training_data(battles: Sequence[Any], strong: str, weak: str, source: str = "own traffic") -> Any:
+    """`TrainingData` whose strong-vs-weak examples are the battles between exactly `strong` and `weak`, so
+    classifier routers learn this pair rather than the bundled GPT-4/Mixtral tiers."""
     from routing_core.data.aliases import canonical_model
-    from routing_core.data.loaders import load_battles_jsonl
     from routing_core.training import TrainingData, pair_examples
+
+    if not battles:
+        raise DataError(source, "no battles")
+    exact = lambda name: re.compile("^" + re.escape(canonical_model(name)) + "$")  # noqa: E731
+    canon = [
+        type(b)(b.prompt, canonical_model(b.model_a), canonical_model(b.model_b), b.winner, b.source, b.id)
+        for b in battles
+    ]
+    return TrainingData(canon, pair_examples(canon, exact(strong), exact(weak)), {source: len(canon)})
+
+
+def labelled_training_data(path: str | Path, strong: str | None = None, weak: str | None = None) -> Any:
+    """`training_data` from a labels file; the pair defaults to the first row's model_a (strong) / model_b."""
+    from routing_core.data.loaders import load_battles_jsonl
 
     battles = load_battles_jsonl(path)
     if not battles:
         raise DataError(path, "no battles (prompts shorter than 16 characters are dropped)")
-    s = canonical_model(strong or battles[0].model_a)
-    w = canonical_model(weak or battles[0].model_b)
-    exact = lambda name: re.compile("^" + re.escape(name) + "$")  # noqa: E731
-    return TrainingData(
-        battles, pair_examples(battles, exact(s), exact(w)), {f"battles:{path}": len(battles)}
-    )
+    return training_data(battles, strong or battles[0].model_a, weak or battles[0].model_b, f"battles:{path}")
