@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,13 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = self.metrics.to_dict()
-        return {"router": self.router, "benchmark": self.benchmark, "dropped": self.dropped, "repeats": self.repeats, **d}
+        return {
+            "router": self.router,
+            "benchmark": self.benchmark,
+            "dropped": self.dropped,
+            "repeats": self.repeats,
+            **d,
+        }
 
 
 def router_win_rates(
@@ -66,12 +73,21 @@ def router_win_rates(
     embedding cache), embedding routers reuse those vectors instead of embedding again."""
     from tqdm.auto import tqdm
 
-    if embed is not None and getattr(router, "uses_embeddings", False) and hasattr(router, "win_rate_from_embeddings"):
+    if (
+        embed is not None
+        and getattr(router, "uses_embeddings", False)
+        and hasattr(router, "win_rate_from_embeddings")
+    ):
         return router.win_rate_from_embeddings(list(prompts), embed(list(prompts)))
 
     out = []
     steps = range(0, len(prompts), batch_size)
-    for i in tqdm(steps, desc=f"routing ({router.name})", disable=not progress or len(prompts) <= batch_size, leave=False):
+    for i in tqdm(
+        steps,
+        desc=f"routing ({router.name})",
+        disable=not progress or len(prompts) <= batch_size,
+        leave=False,
+    ):
         out.append(router.win_rate(list(prompts[i : i + batch_size])))
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -89,8 +105,12 @@ def evaluate_router(
     its expected performance, rather than one draw (default 10 repeats for such routers)."""
     strong = [it.strong for it in bench.items]
     weak = [it.weak for it in bench.items]
+    if repeats is not None and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1):
+        raise ValueError(f"repeats must be an integer >= 1 (or None for the default of 10), got {repeats!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
+        raise ValueError(f"n_boot must be an integer >= 0, got {n_boot!r}")
     stochastic = getattr(router, "stochastic", False)
-    reps = (repeats or 10) if stochastic else 1
+    reps = (10 if repeats is None else repeats) if stochastic else 1
     runs: list[RoutingMetrics] = []
     for r in range(reps):
         rt = router.reseeded(seed + r) if stochastic else router  # type: ignore[attr-defined]
@@ -133,8 +153,11 @@ def format_table(results: Sequence[EvalResult]) -> str:
     return "\n".join(lines)
 
 
-def plot_results(results: Sequence[EvalResult], out_path: str, title: str | None = None) -> None:
-    """Quality against % strong calls for each router, with the random line and the oracle."""
+def plot_results(results: Sequence[EvalResult], out_path: str | Path, title: str | None = None) -> None:
+    """Quality against % strong calls for each router, with the random line and the oracle.
+
+    The format follows the file suffix (png, pdf, svg; png without one); written atomically.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +170,9 @@ def plot_results(results: Sequence[EvalResult], out_path: str, title: str | None
         ax.plot(100 * c.share, 100 * c.quality, style, label=name, linewidth=1)
     for r in results:
         c = r.metrics.curves["full"]
-        ax.plot(100 * c.share, 100 * c.quality, label=f"{r.router} (APGR {r.metrics.apgr:.3f})", linewidth=1.3)
+        ax.plot(
+            100 * c.share, 100 * c.quality, label=f"{r.router} (APGR {r.metrics.apgr:.3f})", linewidth=1.3
+        )
     ax.axhline(100 * m0.strong_score, color="grey", linewidth=0.6)
     ax.axhline(100 * m0.weak_score, color="grey", linewidth=0.6)
     ax.set_xlabel("% calls to the strong model")
@@ -156,5 +181,10 @@ def plot_results(results: Sequence[EvalResult], out_path: str, title: str | None
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
+    from routing_core.atomic import atomic_write
+
+    fmt = Path(out_path).suffix.lower().lstrip(".") or "png"
+    try:
+        atomic_write(out_path, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
+    finally:
+        plt.close(fig)

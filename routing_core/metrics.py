@@ -10,11 +10,11 @@ and oracle references. Tied win rates work everywhere (the paper's pandas.qcut r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 CPT_TARGETS: tuple[float, ...] = (0.2, 0.5, 0.8)
 
@@ -28,14 +28,22 @@ class Curve:
     thresholds: np.ndarray
 
 
-def _arrays(win_rates: Sequence[float], strong: Sequence[float], weak: Sequence[float]) -> tuple[np.ndarray, ...]:
+def _arrays(win_rates: ArrayLike, strong: ArrayLike, weak: ArrayLike) -> tuple[np.ndarray, ...]:
     w = np.asarray(win_rates, dtype=np.float64).reshape(-1)
     s = np.asarray(strong, dtype=np.float64).reshape(-1)
     k = np.asarray(weak, dtype=np.float64).reshape(-1)
     if not (w.size == s.size == k.size):
-        raise ValueError(f"win_rates, strong and weak must have the same length ({w.size}, {s.size}, {k.size})")
+        raise ValueError(
+            f"win_rates, strong and weak must have the same length ({w.size}, {s.size}, {k.size})"
+        )
     if w.size == 0:
         raise ValueError("cannot evaluate a router on an empty benchmark")
+    for name, a in (("win_rates", w), ("strong", s), ("weak", k)):
+        bad = np.flatnonzero(~np.isfinite(a))
+        if bad.size:
+            raise ValueError(
+                f"{name} holds NaN or infinite values (first at item {int(bad[0])}): metrics would be NaN"
+            )
     return w, s, k
 
 
@@ -44,7 +52,7 @@ def _sorted_curve(share: np.ndarray, quality: np.ndarray, thresholds: np.ndarray
     return Curve(share[order], quality[order], thresholds[order])
 
 
-def paper_curve(win_rates: Sequence[float], strong: Sequence[float], weak: Sequence[float], bins: int = 10) -> Curve:
+def paper_curve(win_rates: ArrayLike, strong: ArrayLike, weak: ArrayLike, bins: int = 10) -> Curve:
     """The paper's 11-point curve: thresholds at the decile edges of the win rates (linear quantiles)."""
     w, s, k = _arrays(win_rates, strong, weak)
     edges = np.quantile(w, np.linspace(0.0, 1.0, bins + 1))
@@ -56,7 +64,7 @@ def paper_curve(win_rates: Sequence[float], strong: Sequence[float], weak: Seque
     return _sorted_curve(np.array(shares), np.array(quals), edges)
 
 
-def full_curve(win_rates: Sequence[float], strong: Sequence[float], weak: Sequence[float]) -> Curve:
+def full_curve(win_rates: ArrayLike, strong: ArrayLike, weak: ArrayLike) -> Curve:
     """One point per distinct threshold (plus 0% strong): the exact trade-off the router offers."""
     w, s, k = _arrays(win_rates, strong, weak)
     n = w.size
@@ -72,7 +80,7 @@ def full_curve(win_rates: Sequence[float], strong: Sequence[float], weak: Sequen
     return Curve(share, quality, thresholds)
 
 
-def oracle_curve(strong: Sequence[float], weak: Sequence[float]) -> Curve:
+def oracle_curve(strong: ArrayLike, weak: ArrayLike) -> Curve:
     """The best possible router: strong calls go first where the strong model gains the most."""
     s = np.asarray(strong, dtype=np.float64)
     k = np.asarray(weak, dtype=np.float64)
@@ -161,16 +169,19 @@ class RoutingMetrics:
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k != "curves"}
         d["curves"] = {
-            name: {"share": c.share.tolist(), "quality": c.quality.tolist()} for name, c in self.curves.items()
+            name: {"share": c.share.tolist(), "quality": c.quality.tolist()}
+            for name, c in self.curves.items()
         }
         return d
 
 
-def _bootstrap(
-    w: np.ndarray, s: np.ndarray, k: np.ndarray, n_boot: int, seed: int
-) -> dict[str, Any]:
+def _bootstrap(w: np.ndarray, s: np.ndarray, k: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    keys = ["apgr", "full_apgr"] + [f"cpt_{int(t * 100)}" for t in CPT_TARGETS] + [f"hull_cpt_{int(t * 100)}" for t in CPT_TARGETS]
+    keys = (
+        ["apgr", "full_apgr"]
+        + [f"cpt_{int(t * 100)}" for t in CPT_TARGETS]
+        + [f"hull_cpt_{int(t * 100)}" for t in CPT_TARGETS]
+    )
     samples: dict[str, list[float]] = {key: [] for key in keys}
     n = w.size
     for _ in range(n_boot):
@@ -190,14 +201,16 @@ def _bootstrap(
     for key, vals in samples.items():
         v = np.array(vals, dtype=np.float64)
         v = v[~np.isnan(v)]
-        out[key] = [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] if v.size else [float("nan")] * 2
+        out[key] = (
+            [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] if v.size else [float("nan")] * 2
+        )
     return out
 
 
 def evaluate_win_rates(
-    win_rates: Sequence[float],
-    strong: Sequence[float],
-    weak: Sequence[float],
+    win_rates: ArrayLike,
+    strong: ArrayLike,
+    weak: ArrayLike,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> RoutingMetrics:
