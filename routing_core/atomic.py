@@ -34,6 +34,11 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` to fill a temp file next to `path`, then rename it over `path` (removing it on error)."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/stdout, a pipe: write through, never replace the node
+        if path.is_dir():
+            raise IsADirectoryError(f"{path}: is a directory, expected a file path")
+        write(path)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=path.suffix)
     os.close(fd)
@@ -143,6 +148,8 @@ def check_writable_file(path: str | Path, what: str = "output") -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{what} {path} is a directory, expected a file path")
+    if path.exists() and not path.is_file():  # a device or a pipe: written through, nothing to probe
+        return path
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,10 @@ BUNDLED_ASSETS: dict[str, int | None] = {
     "all-MiniLM-L6-v2-onnx-int8": 384,
     "SmolLM2-135M-Instruct": None,
 }
-PATH_FIELDS = ("embedder", "backbone")
+PATH_FIELDS = (
+    "backbone",
+    "embedder",
+)  # a backbone is copied under its own name, the embedder then points to it
 # keyword arguments for every transformers `from_pretrained` on a folder a checkpoint names: local files only,
 # safetensors only (no pickle is ever unpickled), and no code from the folder
 PRETRAINED_KWARGS: dict[str, Any] = {
@@ -50,6 +53,8 @@ PRETRAINED_KWARGS: dict[str, Any] = {
     "use_safetensors": True,
     "trust_remote_code": False,
 }
+# the same for `AutoTokenizer.from_pretrained` (tokenizers take no weights)
+TOKENIZER_KWARGS: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
 # what is copied when a local encoder folder is vendored into a checkpoint (never *.bin, *.pt, *.pkl, *.py)
 ASSET_FILES = (
     "config.json",
@@ -181,6 +186,7 @@ SCHEMAS: dict[str, Schema] = {
         {"a": number(positive=True).optional(), "b": number().optional()}, {}, weights_file=None
     ),
     "logistic": Schema({"l2": number(0.0).or_null().optional()}, {"coef": ("float", ("D+5",))}),
+    "difficulty": Schema({"l2": number(0.0)}, {"coef": ("float", ("D+5",))}),
     "knn": Schema(
         {"k": integer(1), "prior_weight": number(0.0).optional()},
         {"keys": ("float", ("N", "D")), "targets": ("float", ("N",))},
@@ -443,6 +449,7 @@ def check_tensor_shapes(
         if extra:
             raise CheckpointError(f"{folder}: weights hold unexpected tensor(s) {', '.join(extra[:5])}")
     bound = dict(dims)
+    origin = {k: "the config" for k in dims}
     for name, (family, shape) in expected.items():
         dtype, got = header[name]
         if dtype not in _DTYPES.get(family, {dtype}):
@@ -452,19 +459,24 @@ def check_tensor_shapes(
                 f"{folder}: tensor {name!r} has shape {list(got)}, expected {len(shape)} dimensions"
             )
         for axis, (want, have) in enumerate(zip(shape, got, strict=True)):
-            if isinstance(want, str) and want.endswith("+5") and want[:-2] in bound:
-                want = bound[want[:-2]] + 5
-            elif isinstance(want, str) and want.endswith("+5"):
-                continue
-            if isinstance(want, str):
+            label = want
+            if isinstance(want, str) and want.endswith("+5"):
+                if want[:-2] not in bound:
+                    continue
+                label, want = want[:-2], bound[want[:-2]] + 5
+            elif isinstance(want, str):
                 if want not in bound:
-                    bound[want] = have
+                    bound[want], origin[want] = have, f"tensor {name!r}"
                     continue
                 want = bound[want]
             if have != want:
+                why = (
+                    f"; {label!r} from {origin.get(str(label), 'the config')}"
+                    if isinstance(label, str)
+                    else ""
+                )
                 raise CheckpointError(
-                    f"{folder}: tensor {name!r} has shape {list(got)}, expected {want} along axis {axis} "
-                    f"({shape[axis]!r} from the config)"
+                    f"{folder}: tensor {name!r} has shape {list(got)}, expected {want} along axis {axis}{why}"
                 )
     return bound
 
