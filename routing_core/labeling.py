@@ -533,8 +533,9 @@ class Labeller:
                 f"strong and weak models have the same name {self.names['strong']!r}; battles need two names: "
                 "pass names={'strong': ..., 'weak': ...}"
             )
-        kw = dict(model_kwargs or {})
-        self.models = {role: resolve_chat_model(m, **kw) for role, m in specs.items()}
+        self._model_kwargs = dict(model_kwargs or {})
+        self._specs = {role: m if isinstance(m, str) else None for role, m in specs.items()}
+        self.models = {role: resolve_chat_model(m, **self._model_kwargs) for role, m in specs.items()}
         self.judge_mode: JudgeMode = judge_mode
         self.weak_wins_at = weak_wins_at
         self.concurrency = concurrency
@@ -543,15 +544,28 @@ class Labeller:
         self.prices = prices or PriceTable()
         self.keep_answers = keep_answers
         self._rng = random.Random(seed)
-        self._spent = 0.0
-        self._unpriced = 0
-        self._tokens: dict[str, list[int]] = {}
         self._sem = asyncio.Semaphore(concurrency)
         self._limiter = RateLimiter(max_rps)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for Ray workers: models given as strings are rebuilt there (clients do not pickle)."""
+        state = dict(self.__dict__)
+        state["models"] = {r: (None if self._specs[r] else m) for r, m in self.models.items()}
+        state.pop("_sem", None)
+        state.pop("_limiter", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for role, spec in self._specs.items():
+            if spec is not None:
+                self.models[role] = resolve_chat_model(spec, **self._model_kwargs)
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._limiter = RateLimiter(self.max_rps)
+
     # --- one model call ------------------------------------------------------------------------------------
 
-    async def _call(self, role: str, messages: list[Any], stage: str) -> str:
+    async def _call(self, role: str, messages: list[Any], stage: str, acc: dict[str, Any]) -> str:
         model = self.models[role]
         attempt = 0
         while True:
@@ -575,21 +589,22 @@ class Labeller:
             tin, tout = _usage(message, messages, text)
             cost = self.prices.cost(self.names[role], tin, tout)
             if cost is None:
-                self._unpriced += 1
+                acc["unpriced_calls"] += 1
             else:
-                self._spent += cost
-            self._tokens[role][0] += tin
-            self._tokens[role][1] += tout
+                acc["cost_usd"] += cost
+            acc["tokens"][role] = [
+                a + b for a, b in zip(acc["tokens"].get(role, [0, 0]), (tin, tout), strict=True)
+            ]
             return text
 
     # --- one prompt ------------------------------------------------------------------------------------------
 
-    async def _label_one(self, item: PromptItem) -> dict[str, Any]:
+    async def _label_one(self, item: PromptItem, acc: dict[str, Any]) -> dict[str, Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         question = [HumanMessage(item.prompt)]
         strong_text, weak_text = await asyncio.gather(
-            self._call("strong", question, "strong"), self._call("weak", question, "weak")
+            self._call("strong", question, "strong", acc), self._call("weak", question, "weak", acc)
         )
         judge: dict[str, Any] = {"mode": self.judge_mode, "model": self.names["judge"]}
         if self.judge_mode == "grade":
@@ -599,7 +614,7 @@ class Labeller:
                     GRADE_TEMPLATE.format(prompt=item.prompt, reference=strong_text, answer=weak_text)
                 ),
             ]
-            verdict_text = await self._call("judge", msgs, "judge")
+            verdict_text = await self._call("judge", msgs, "judge", acc)
             grade = parse_grade(verdict_text)
             if grade is None:
                 raise CallFailed(
@@ -622,6 +637,7 @@ class Labeller:
                                 ),
                             ],
                             "judge",
+                            acc,
                         )
                         for a, b in orders
                     ]
@@ -654,6 +670,42 @@ class Labeller:
 
     # --- the run ---------------------------------------------------------------------------------------------
 
+    async def _process(self, item: PromptItem) -> tuple[str, dict[str, Any]]:
+        """Label one prompt: ("ok", battle row) or ("error", error row), both with the spend of its calls."""
+        acc: dict[str, Any] = {"cost_usd": 0.0, "unpriced_calls": 0, "tokens": {}}
+        try:
+            row = await self._label_one(item, acc)
+        except CallFailed as f:
+            err = {"id": item.id, "prompt": item.prompt, "stage": f.stage, "reason": f.reason, "status": f.status,
+                   "attempts": f.attempts, "time": time.time()}  # fmt: skip
+            return "error", {**err, **acc}
+        return "ok", {**row, **acc}
+
+    async def _run_items(
+        self, items: Sequence[PromptItem], sink: Callable[[str, dict[str, Any]], None]
+    ) -> None:
+        queue: asyncio.Queue[PromptItem] = asyncio.Queue()
+        for it in items:
+            queue.put_nowait(it)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                sink(*await self._process(item))
+
+        await asyncio.gather(*[worker() for _ in range(min(self.concurrency, max(1, len(items))))])
+
+    async def alabel_rows(self, items: Sequence[PromptItem]) -> list[tuple[str, dict[str, Any]]]:
+        """Label `items` without touching any file: ("ok" | "error", row) per item (for Ray workers)."""
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._limiter = RateLimiter(self.max_rps)
+        results: list[tuple[str, dict[str, Any]]] = []
+        await self._run_items(list(items), lambda kind, row: results.append((kind, row)))
+        return results
+
     def estimate(
         self,
         prompts: Iterable[str | PromptItem | Mapping[str, Any]],
@@ -678,8 +730,14 @@ class Labeller:
         progress: bool = True,
         on_estimate: Callable[[CostEstimate], None] | None = None,
         answer_tokens: int = 300,
+        runner: Callable[[Sequence[PromptItem], Callable[[str, dict[str, Any]], None]], None] | None = None,
     ) -> LabelReport:
-        """Label every prompt not yet in `out`; see the module docstring for the guarantees."""
+        """Label every prompt not yet in `out`; see the module docstring for the guarantees.
+
+        `runner(todo, sink)`, when given, does the labelling elsewhere (e.g. on Ray, see
+        `routing_core.distributed.label_dataset`) and calls `sink(kind, row)` from one thread per finished
+        prompt with the rows of `alabel_rows`; the files, counters and bar stay here.
+        """
         from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
 
         t0 = time.perf_counter()
@@ -703,8 +761,7 @@ class Labeller:
                 raise LabelingError(f"estimated ${est.total_usd:.4f} exceeds max_cost ${max_cost:.4f}: {est}")
         self._sem = asyncio.Semaphore(self.concurrency)
         self._limiter = RateLimiter(self.max_rps)
-        self._spent, self._unpriced = 0.0, 0
-        self._tokens = {role: [0, 0] for role in ("strong", "weak", "judge")}
+        spent = {"cost_usd": 0.0, "unpriced_calls": 0}
         winners: dict[str, int] = {}
         failures: dict[str, int] = {}
         failed_ids: set[str] = set()
@@ -713,46 +770,30 @@ class Labeller:
             f" (est. ${est.total_usd:,.4f})" if est.total_usd is not None else " (est. price unknown)"
         )
         bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=not progress, dynamic_ncols=True)
-        queue: asyncio.Queue[PromptItem] = asyncio.Queue()
-        for it in todo:
-            queue.put_nowait(it)
         with JsonlAppender(out) as out_f, JsonlAppender(errors_path) as err_f:
 
-            async def worker() -> None:
+            def sink(kind: str, row: dict[str, Any]) -> None:
+                """Write one finished prompt (a battle or an error) and update the counters and the bar."""
                 nonlocal labelled
-                while True:
-                    try:
-                        item = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    try:
-                        row = await self._label_one(item)
-                    except CallFailed as f:
-                        err_f.write(
-                            {
-                                "id": item.id,
-                                "prompt": item.prompt,
-                                "stage": f.stage,
-                                "reason": f.reason,
-                                "status": f.status,
-                                "attempts": f.attempts,
-                                "time": time.time(),
-                            }
-                        )
-                        failed_ids.add(item.id)
-                        failures[f.stage] = failures.get(f.stage, 0) + 1
-                    else:
-                        out_f.write(row)
-                        labelled += 1
-                        winners[row["winner"]] = winners.get(row["winner"], 0) + 1
-                    bar.update(1)
-                    bar.set_postfix_str(
-                        f"spent ${self._spent:,.4f}"
-                        + (f" (+{self._unpriced} unpriced calls)" if self._unpriced else "")
-                    )
+                if kind == "ok":
+                    out_f.write(row)
+                    labelled += 1
+                    winners[row["winner"]] = winners.get(row["winner"], 0) + 1
+                else:
+                    err_f.write(row)
+                    failed_ids.add(row["id"])
+                    failures[row["stage"]] = failures.get(row["stage"], 0) + 1
+                spent["cost_usd"] += row.get("cost_usd", 0.0)
+                spent["unpriced_calls"] += row.get("unpriced_calls", 0)
+                bar.update(1)
+                extra = f" (+{spent['unpriced_calls']} unpriced calls)" if spent["unpriced_calls"] else ""
+                bar.set_postfix_str(f"spent ${spent['cost_usd']:,.4f}{extra}")
 
             try:
-                await asyncio.gather(*[worker() for _ in range(min(self.concurrency, max(1, len(todo))))])
+                if runner is None:
+                    await self._run_items(todo, sink)
+                else:
+                    await asyncio.to_thread(runner, todo, sink)
             finally:
                 bar.close()
         # the errors file keeps, per prompt, only the latest failure of prompts that are still unlabelled
@@ -766,7 +807,7 @@ class Labeller:
             labelled=labelled,
             failed=len(failed_ids),
             duplicates=dups,
-            spent_usd=None if self._unpriced and not self._spent else self._spent,
+            spent_usd=None if spent["unpriced_calls"] and not spent["cost_usd"] else spent["cost_usd"],
             estimate=est,
             out=str(out),
             errors_path=str(errors_path),
@@ -810,7 +851,7 @@ def label_prompts(
     **kwargs: Any,
 ) -> LabelReport:
     """One-call API: `Labeller(strong, weak, judge, **options).label(prompts, out, errors, **run_options)`."""
-    run_keys = {"retry_errors", "max_cost", "progress", "on_estimate", "answer_tokens"}
+    run_keys = {"retry_errors", "max_cost", "progress", "on_estimate", "answer_tokens", "runner"}
     run = {k: kwargs.pop(k) for k in list(kwargs) if k in run_keys}
     return Labeller(strong, weak, judge, **kwargs).label(prompts, out, errors, **run)
 
