@@ -334,12 +334,12 @@ def confine_path(folder: str | Path, value: Any, field: str) -> str | None:
         )
     raw = Path(value)
     root = folder.resolve()
-    if raw.is_absolute() or value.startswith("~"):
+    target = (root / raw).resolve()  # an absolute `raw` stays itself: accepted only when inside (idempotent)
+    if value.startswith("~") or (raw.is_absolute() and not target.is_relative_to(root)):
         raise CheckpointError(
             f"{folder}: config field {field!r} names {value!r}, outside the checkpoint folder; refused (copy it into "
             f"the checkpoint and name it relatively, or pass {field}= when loading)"
         )
-    target = (root / raw).resolve()
     if not target.is_relative_to(root):
         raise CheckpointError(
             f"{folder}: config field {field!r} names {value!r}, which leads out of the checkpoint folder; refused"
@@ -355,7 +355,7 @@ def confine_path(folder: str | Path, value: Any, field: str) -> str | None:
         raise CheckpointError(
             f"{folder}: config field {field!r} names {value!r}, which is a file, expected a folder"
         )
-    if len(raw.parts) > 1 or value.startswith("."):
+    if not raw.is_absolute() and (len(raw.parts) > 1 or value.startswith(".")):
         raise CheckpointError(
             f"{folder}: config field {field!r} names {value!r}, but there is no such folder in the checkpoint"
         )

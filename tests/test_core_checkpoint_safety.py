@@ -599,8 +599,10 @@ def test_planted_pickles_in_a_backbone_folder_are_never_read(
 
 
 def test_official_mf_layout_reads_only_model_safetensors(tmp_path: Path, opened_files: list[str]) -> None:
+    """RouteLLM's own MF layout (config keys, model.safetensors): validated and read without any pickle."""
     from safetensors.numpy import save_file
-    from test_core_routers import TOY
+
+    from routing_core.checkpoints import load_tensors
 
     folder = tmp_path / "official"
     folder.mkdir()
@@ -617,12 +619,16 @@ def test_official_mf_layout_reads_only_model_safetensors(tmp_path: Path, opened_
     marker = tmp_path / "PWNED"
     planted = _plant(folder, marker)
     opened_files.clear()
-    r = load_router(str(folder), embedder=TOY, models=["a", "b", "c"], strong_model="a", weak_model="b")
-    assert r.win_rate(["x"]).shape == (1,)
+    assert read_config(folder)["num_models"] == 3
+    assert set(load_tensors(folder, "model.safetensors")) == {
+        "P.weight",
+        "text_proj.0.weight",
+        "classifier.0.weight",
+    }
     _assert_inert(opened_files, planted, marker)
     (folder / "config.json").write_text(json.dumps({"dim": 4, "num_models": 3, "text_dim": 16}))
     with pytest.raises(CheckpointError, match="tensor 'P.weight'"):
-        load_router(str(folder), embedder=TOY, models=["a", "b", "c"], strong_model="a", weak_model="b")
+        read_config(folder)
 
 
 # --- writing: atomic, self-contained ---------------------------------------------------------------------------
@@ -663,3 +669,18 @@ def test_write_checkpoint_is_atomic(tmp_path: Path) -> None:
     with pytest.raises(ValueError):  # NaN is not JSON: refused at write time rather than unloadable later
         write_checkpoint(tmp_path / "nan", "length", {"a": float("nan")})
     assert not (tmp_path / "nan").exists()
+
+
+def test_validation_is_idempotent(tmp_path: Path, encoder: Path) -> None:
+    from routing_core.checkpoints import validate_config
+
+    ck = write_checkpoint(
+        tmp_path / "ck", "logistic", {"l2": 1.0, "embedder": str(encoder)}, {"coef": np.zeros(37, np.float32)}
+    )
+    once = read_config(ck)
+    assert once["embedder"] == str((ck / "embedder").resolve())
+    assert validate_config(ck, once) == once
+    for name in ("toy", "another-name"):
+        _edit_config(ck, _set("embedder", name))
+        first = read_config(ck)
+        assert validate_config(ck, first) == first

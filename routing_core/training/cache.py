@@ -40,7 +40,10 @@ def text_key(text: str) -> str:
 def _read_shard(path: Path, dim: int) -> tuple[list[str], np.ndarray]:
     """Keys and vectors of one shard; ValueError saying what is wrong when it is not a sound shard."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with (
+            open(path, "rb") as f,
+            np.load(f, allow_pickle=False) as z,
+        ):  # our handle: closed even on a bad zip
             keys, vecs = z["keys"], z["vecs"]
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
         raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None
@@ -73,7 +76,7 @@ def load_cache(root: Path, dim: int) -> dict[str, np.ndarray]:
     if not root.is_dir():
         return store
     remove_stale_temps(root)
-    shards = sorted(root.glob("*.npz"))
+    shards = sorted(p for p in root.glob("*.npz") if not p.name.startswith("."))  # dot-files are temps
     good: list[Path] = []
     for path in shards:
         try:
