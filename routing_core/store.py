@@ -252,7 +252,7 @@ def _close_all() -> None:
 
 
 @dataclass
-class Decision:
+class RouteRecord:
     """One routed call as the wrappers report it (old key `model` = side is accepted too)."""
 
     run_id: str
@@ -277,8 +277,8 @@ class Decision:
     ts: float = field(default_factory=time.time)
 
 
-def decision_from_payload(run_id: Any, payload: Mapping[str, Any], **extra: Any) -> Decision:
-    """A `Decision` from a wrapper's routing payload, tolerant of both schemas: `side` + `model_name` (new) or
+def decision_from_payload(run_id: Any, payload: Mapping[str, Any], **extra: Any) -> RouteRecord:
+    """A `RouteRecord` (one routed call) from a wrapper's routing payload, tolerant of both schemas: `side` + `model_name` (new) or
     `model` as the side (old LangChain); LlamaIndex's `model` is the model name when `side` is present."""
     side = payload.get("side")
     model_name = payload.get("model_name")
@@ -288,7 +288,7 @@ def decision_from_payload(run_id: Any, payload: Mapping[str, Any], **extra: Any)
         model_name = payload.get("model")
     win_rate = payload.get("win_rate")
     threshold = payload.get("threshold")
-    d = Decision(
+    d = RouteRecord(
         run_id=normalize_ref(run_id),
         side=str(side) if side is not None else None,
         model=str(model_name) if model_name is not None else None,
@@ -354,7 +354,7 @@ class RouteStore:
             self.stats.queued += 1
         return True
 
-    def record(self, decision: Decision) -> bool:
+    def record(self, decision: RouteRecord) -> bool:
         """Queue one decision; False (logged and counted) when it could not be queued. Never raises."""
         try:
             row = {c: getattr(decision, c, None) for c in DECISION_COLUMNS if c not in ("prompt_hash",)}

@@ -13,13 +13,13 @@ import pytest
 
 from routing_core.data.records import Battle
 from routing_core.errors import DataError
-from routing_core.store import Decision, RouteStore, battles_from_store, decision_from_payload, prompt_hash
+from routing_core.store import RouteRecord, RouteStore, battles_from_store, decision_from_payload, prompt_hash
 
 LONG = " (a prompt long enough to train on)"
 
 
-def dec(side: str, prompt: str, run_id: str | None = None, **kw: Any) -> Decision:
-    return Decision(
+def dec(side: str, prompt: str, run_id: str | None = None, **kw: Any) -> RouteRecord:
+    return RouteRecord(
         run_id=run_id or uuid.uuid4().hex,
         side=side,
         model="big" if side == "strong" else "small",
