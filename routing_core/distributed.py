@@ -93,13 +93,16 @@ class _RouteActor:
         self.no_text_side = no_text_side
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from routing_core.policy import prefers_strong
+
         prompts = [str(p) for p in batch["prompt"]]
         has_text = np.array([bool(p.strip()) for p in prompts], dtype=bool)
         rates = np.full(len(prompts), np.nan, dtype=np.float64)
         texts = [p for p, keep in zip(prompts, has_text, strict=True) if keep]
         if texts:
             rates[has_text] = self.router.win_rate(texts)
-        side = np.where(has_text, np.where(rates >= self.threshold, "strong", "weak"), self.no_text_side)
+        strong = prefers_strong(np.nan_to_num(rates, nan=0.0), self.threshold)  # type: ignore[arg-type]
+        side = np.where(has_text, np.where(strong, "strong", "weak"), self.no_text_side)
         return {
             "index": np.asarray(batch["index"], dtype=np.int64),
             "id": np.asarray(batch["id"], dtype=object),
@@ -125,18 +128,15 @@ def _records(prompts: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def resolve_threshold(router: Any, threshold: float | None, strong_fraction: float | None) -> float:
-    """The threshold to route with: given, or the router's calibrated one for `strong_fraction` (default 0.5)."""
+    """The threshold to route with: given, or the router's calibrated one for `strong_fraction` (default 0.5,
+    as `routing-core route`), through `routing_core.policy.resolve_threshold`."""
+    from routing_core.policy import resolve_threshold as policy_threshold
     from routing_core.registry import load_router
-    from routing_core.router import check_strong_fraction, check_threshold
 
-    if threshold is not None:
-        return check_threshold(threshold)
-    r = load_router(router)
-    return float(
-        r.threshold_for_strong_fraction(
-            check_strong_fraction(0.5 if strong_fraction is None else strong_fraction)
-        )
-    )
+    if threshold is None and strong_fraction is None:
+        strong_fraction = 0.5
+    r = load_router(router) if threshold is None else None
+    return float(policy_threshold(r, threshold, strong_fraction, owner="route_dataset"))  # type: ignore[arg-type]
 
 
 def route_dataset(

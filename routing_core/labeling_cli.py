@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
     Exit codes: 0 every prompt labelled, 1 some prompts are in the errors file (rerun to retry), 2 usage error.
     """
+    from routing_core.cli.common import check_output
     from routing_core.labeling import Labeller, RetryPolicy, read_prompt_items
 
+    check_output(args.json, "--json")  # before any paid call, so a long run never ends in a failed write
     items, dups = read_prompt_items(args.prompts)
     labeller = Labeller(
         args.strong,
@@ -123,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if report.failed:
         print(f"errors: {report.errors_path} ({report.failures}); rerun the same command to retry them")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report.to_dict(), f, indent=2, default=str)
+        from routing_core.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     sys.stdout.flush()
     return 1 if report.failed else 0
