@@ -228,6 +228,8 @@ def test_layout_is_detected(causal_folder: Path) -> None:
 def test_win_rates_equal_the_original_on_cpu(causal_folder: Path) -> None:
     router = load_official(causal_folder, device="cpu", dtype="float32")
     assert isinstance(router, OfficialCausalLLMRouter)
+    d = router.describe()
+    assert d["router"] == "routellm_causal_llm" and d["tokenizer"] is None and d["device"] == "cpu"
     ref = Reference(causal_folder)
     expected = np.array([ref.calculate_strong_win_rate(p) for p in PROMPTS], dtype=np.float64)
     np.testing.assert_allclose(router.win_rate(PROMPTS), expected, atol=1e-5, rtol=0)
@@ -260,3 +262,16 @@ def test_missing_prompt_files_are_named(causal_folder: Path, tmp_path: Path) -> 
             (tmp_path / f.name).write_bytes(f.read_bytes())
     with pytest.raises(OfficialRouterError, match="classifier_ft_v5.txt"):
         OfficialCausalLLMRouter(tmp_path, device="cpu", dtype="float32")
+
+
+def test_tokenizer_from_elsewhere_when_the_folder_has_none(causal_folder: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in causal_folder.iterdir():
+        if not f.name.startswith(("tokenizer", "special_tokens")):
+            (bare / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(OfficialRouterError, match="tokenizer="):
+        OfficialCausalLLMRouter(bare, device="cpu", dtype="float32")
+    router = OfficialCausalLLMRouter(bare, device="cpu", dtype="float32", tokenizer=causal_folder)
+    same = OfficialCausalLLMRouter(causal_folder, device="cpu", dtype="float32")
+    np.testing.assert_allclose(router.win_rate(PROMPTS[:3]), same.win_rate(PROMPTS[:3]), atol=1e-12)

@@ -80,6 +80,7 @@ def test_load_router_accepts_folder_and_hub_id(offline_cache: Path, tmp_path: Pa
     ref = [reference_win_rate(src, p) for p in PROMPTS[:2]]
     for spec in (str(src), "routellm/bert_gpt4_augmented"):
         router = registry.load_router(spec)
+        assert isinstance(router, OfficialBertRouter)
         np.testing.assert_allclose(router.win_rate(PROMPTS[:2]), ref, atol=1e-5)
 
 

@@ -290,6 +290,9 @@ def test_compute_tiers_matches_the_original_loop() -> None:
     vals = np.sort(rng.normal(1000, 80, size=25))[::-1]
     ratings = {f"m{i}": float(v) for i, v in enumerate(vals)}
     assert compute_tiers(ratings, 10) == ref_compute_tiers(pd.Series(ratings), 10)
+    # equal ratings make equal candidate splits: the original keeps the first one
+    flat = {f"f{i}": v for i, v in enumerate([1100.0] * 4 + [1000.0] * 5 + [900.0] * 4 + [850.0] * 3)}
+    assert compute_tiers(flat, 6) == ref_compute_tiers(pd.Series(flat), 6)
 
 
 def test_hub_style_ids_and_local_copies(arena: tuple[Any, Any], tmp_path: Path) -> None:

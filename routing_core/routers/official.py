@@ -116,6 +116,15 @@ CAUSAL_SPECIAL_TOKENS: tuple[str, ...] = ("[[1]]", "[[2]]", "[[3]]", "[[4]]", "[
 CAUSAL_PROMPT_FILES: tuple[str, str] = ("system_ft_v5.txt", "classifier_ft_v5.txt")
 CAUSAL_BASE_TOKENIZER = "meta-llama/Meta-Llama-3-8B"
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+#: What is fetched when only a tokenizer is needed from a hub repo (e.g. the gated Llama-3 base).
+TOKENIZER_PATTERNS: tuple[str, ...] = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.model",
+    "config.json",
+)
 
 #: Hub ids of the paper's routers -> layout. The SW ids are datasets (embeddings), paired with their battles.
 OFFICIAL_IDS: dict[str, str] = {
@@ -250,7 +259,7 @@ class OfficialBertRouter(Router):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.checkpoint, self.batch_size, self.device, self.num_labels = (
-            checkpoint,
+            str(checkpoint),
             int(batch_size),
             device,
             int(num_labels),
@@ -457,7 +466,7 @@ class OfficialMFRouter(Router):
         model_ids: dict[str, int] | None = None,
         embedding_model: str = OPENAI_EMBEDDING_MODEL,
     ) -> None:
-        self.checkpoint, self.strong_model, self.weak_model = checkpoint, strong_model, weak_model
+        self.checkpoint, self.strong_model, self.weak_model = str(checkpoint), strong_model, weak_model
         self.model_ids, self.embedding_model, self.embedder = model_ids, embedding_model, embedder
         folder = resolve_folder(checkpoint)
         self.folder = folder
@@ -567,7 +576,12 @@ class OfficialCausalLLMRouter(Router):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.checkpoint, self.device, self.tokenizer_source, self.dtype = checkpoint, device, tokenizer, dtype
+        self.checkpoint, self.device, self.tokenizer_source, self.dtype = (
+            str(checkpoint),
+            device,
+            tokenizer,
+            dtype,
+        )
         self.score_threshold, self.max_new_tokens = int(score_threshold), int(max_new_tokens)
         n_out = len(CAUSAL_SPECIAL_TOKENS)
         if self.score_threshold != n_out - 1:
@@ -596,7 +610,9 @@ class OfficialCausalLLMRouter(Router):
                     "(gated: accept its license on huggingface.co and log in)"
                 )
             tok_src = folder
-        tok_folder = resolve_folder(tok_src)
+        tok_folder = resolve_folder(
+            tok_src, allow_patterns=TOKENIZER_PATTERNS
+        )  # never a base model's weights
         try:
             dt = getattr(torch, dtype)
         except AttributeError:
@@ -634,6 +650,12 @@ class OfficialCausalLLMRouter(Router):
             )
         self.model = model.to(self._device).eval()
         self._lock = threading.Lock()
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given; `tokenizer` is where the tokenizer came from, not the loaded object."""
+        params = super().get_params()
+        params["tokenizer"] = None if self.tokenizer_source is None else str(self.tokenizer_source)
+        return params
 
     def messages(self, prompt: str) -> list[dict[str, str]]:
         """RouteLLM's to_openai_api_messages(system, classifier, [prompt])."""
@@ -862,8 +884,9 @@ class OfficialSWRankingRouter(Router):
         pairs, self._pair_of_group = np.unique(self._g_pair, return_inverse=True)
         self._pair_of_group = self._pair_of_group.reshape(-1)
         self._X = bt_design(pairs // tiers, pairs % tiers, tiers)
-        norms = np.linalg.norm(keys.astype(np.float64), axis=1, keepdims=True)
-        self.keys = (keys / np.maximum(norms, 1e-30)).astype(np.float32)[self._order]
+        keys = np.ascontiguousarray(keys, dtype=np.float32)
+        keys /= np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-30)  # in place: keys can be ~1 GB
+        self.keys = keys[self._order]
         self.n_battles = len(table)
         self._embedder = ExternalEmbedder(
             embedder if embedder is not None else default_openai_embedder(what),
