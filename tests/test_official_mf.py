@@ -207,3 +207,12 @@ def test_missing_embedder_says_what_to_pass(mf_folder: Path, monkeypatch: pytest
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(OfficialRouterError, match="embedder="):
         OfficialMFRouter(mf_folder)
+
+
+def test_folder_without_config_is_read_from_the_tensors(mf_folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes((mf_folder / "model.safetensors").read_bytes())
+    assert detect_layout(tmp_path) == "mf"
+    bare = load_official(tmp_path, embedder=FakeOpenAI())
+    np.testing.assert_allclose(
+        bare.win_rate(PROMPTS), load_official(mf_folder, embedder=FakeOpenAI()).win_rate(PROMPTS), atol=0
+    )

@@ -166,6 +166,13 @@ def detect_layout(folder: str | Path) -> str:
     """The official layout a folder holds: "bert", "mf" or "causal_llm" (from config.json and file names)."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
+        if (folder / "model.safetensors").is_file():  # an MFModel pushed without its config: read the tensors
+            from routing_core.checkpoints import read_safetensors_header
+
+            if {"P.weight", "classifier.0.weight"} <= set(
+                read_safetensors_header(folder / "model.safetensors")
+            ):
+                return "mf"
         raise OfficialRouterError(f"{folder}: no config.json, so not an official RouteLLM router folder")
     config = _read_json(folder / "config.json")
     if config.get("format") == FORMAT:
@@ -476,9 +483,10 @@ class OfficialMFRouter(Router):
         P, head = require(tensors, folder, "P.weight", "classifier.0.weight")
         dim = _int_field(config, "dim", _int_field(config, "hidden_size", int(P.shape[1]), folder), folder)
         num_models = _int_field(config, "num_models", int(P.shape[0]), folder)
-        text_dim = _int_field(config, "text_dim", 1536, folder)
+        proj = tensors.get("text_proj.0.weight")
+        text_dim = _int_field(config, "text_dim", int(proj.shape[1]) if proj is not None else dim, folder)
         num_classes = _int_field(config, "num_classes", 1, folder)
-        use_proj = bool(config.get("use_proj", True))
+        use_proj = bool(config.get("use_proj", proj is not None))
         if P.shape != (num_models, dim):
             raise OfficialRouterError(
                 f"{folder}: P.weight has shape {P.shape}, config says ({num_models}, {dim})"
