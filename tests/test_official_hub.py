@@ -89,3 +89,18 @@ def test_hub_id_shape() -> None:
     assert (
         not looks_like_hub_id("mf") and not looks_like_hub_id("../x/y") and not looks_like_hub_id("/abs/path")
     )
+
+
+def test_cli_uncached_hub_id_is_one_stderr_line_and_exit_2(
+    offline_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from routing_core.cli import main
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hello there"}\n')
+    code = main(
+        ["route", "--router", "routellm/mf_gpt4_augmented", "--threshold", "0.5", "--file", str(prompts)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "routellm/mf_gpt4_augmented" in err and "HF_HUB_OFFLINE" in err

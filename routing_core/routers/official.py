@@ -129,10 +129,8 @@ TOKENIZER_PATTERNS: tuple[str, ...] = (
 #: Hub ids of the paper's routers -> layout. The SW ids are datasets (embeddings), paired with their battles.
 OFFICIAL_IDS: dict[str, str] = {
     "routellm/bert_gpt4_augmented": "bert",
-    "routellm/bert": "bert",
     "routellm/mf_gpt4_augmented": "mf",
     "routellm/causal_llm_gpt4_augmented": "causal_llm",
-    "routellm/causal_llm_augmented": "causal_llm",
     "routellm/arena_battles_embeddings": "sw_ranking",
     "routellm/gpt4_judge_battles_embeddings": "sw_ranking",
 }
