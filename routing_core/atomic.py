@@ -31,6 +31,23 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask: from /proc on Linux (no race), else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as f:
+            return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, is_dir: bool, keep: int | None = None) -> None:
+    """Give a renamed temp file or folder the mode a plain write would have (mkstemp/mkdtemp make 0600/0700)."""
+    mode = keep if keep is not None else (0o777 if is_dir else 0o666) & ~_umask()
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` to fill a temp file next to `path`, then rename it over `path` (removing it on error)."""
     path = Path(path)
@@ -43,10 +60,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=path.suffix)
     os.close(fd)
     tmp = Path(name)
+    keep = path.stat().st_mode & 0o7777 if path.is_file() else None  # replacing a file keeps its mode
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _publish_mode(tmp, is_dir=False, keep=keep)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -121,10 +140,14 @@ def atomic_directory(path: str | Path, overwrite: bool = True) -> Iterator[Path]
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_tmp_prefix(path)))
     try:
         yield tmp
+        _publish_mode(tmp, is_dir=True)
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb+") as fh:
                     os.fsync(fh.fileno())
+                _publish_mode(f, is_dir=False)
+            elif f.is_dir():
+                _publish_mode(f, is_dir=True)
         if path.is_dir() and any(path.iterdir()):
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_tmp_prefix(path)))
             os.replace(path, old / "old")

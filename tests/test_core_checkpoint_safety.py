@@ -684,3 +684,20 @@ def test_validation_is_idempotent(tmp_path: Path, encoder: Path) -> None:
         _edit_config(ck, _set("embedder", name))
         first = read_config(ck)
         assert validate_config(ck, first) == first
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    from routing_core.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        ck = write_checkpoint(tmp_path / "ck", "length", {"a": 1.0, "b": 0.0}, card="# c\n")
+        assert ck.stat().st_mode & 0o777 == 0o755
+        assert all(p.stat().st_mode & 0o777 == 0o644 for p in ck.iterdir())
+        out = atomic_write_text(tmp_path / "o.json", "{}")
+        assert out.stat().st_mode & 0o777 == 0o644
+        out.chmod(0o600)
+        atomic_write_text(out, "{}")  # replacing a file keeps its mode
+        assert out.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

@@ -20,7 +20,22 @@ def test_route_prints_table_and_summary(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_route_json_and_threshold(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    assert main(["route", "--router", "random", "--threshold", "0.0", "a prompt", "another prompt", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "route",
+                "--router",
+                "random",
+                "--threshold",
+                "0.0",
+                "a prompt",
+                "another prompt",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert data["summary"]["strong_share"] == 1.0 and data["summary"]["threshold"] == 0.0
     assert [d["side"] for d in data["decisions"]] == ["strong", "strong"]
@@ -56,7 +71,9 @@ def test_route_bad_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert msg in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_route_huge_prompt_is_truncated_not_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_route_huge_prompt_is_truncated_not_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     big = tmp_path / "big.txt"
     big.write_text("word " * 220_000 + "\n")  # about 1 MB on one line
     assert main(["route", "--router", "random", "--file", str(big)]) == 0
@@ -75,11 +92,38 @@ def test_eval_csv_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[st
     rows = [[f"question number {i} about something", int(i % 4 != 0), (i // 2) % 2] for i in range(40)]
     b = _bench(tmp_path / "b.csv", rows)
     out, png = tmp_path / "m.json", tmp_path / "m.png"
-    rc = main(["eval", "--router", "random", "--benchmark", "csv", "--data", str(b), "--json", str(out), "--plot", str(png), "--n-boot", "50"])
+    rc = main(
+        [
+            "eval",
+            "--router",
+            "random",
+            "--benchmark",
+            "csv",
+            "--data",
+            str(b),
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+            "--n-boot",
+            "50",
+        ]
+    )
     assert rc == 0
     assert "APGR" in capsys.readouterr().out
     data = json.loads(out.read_text())
-    for key in ("n", "strong_score", "weak_score", "apgr", "cpt", "hull_cpt", "intervals", "full", "oracle", "random"):
+    for key in (
+        "n",
+        "strong_score",
+        "weak_score",
+        "apgr",
+        "cpt",
+        "hull_cpt",
+        "intervals",
+        "full",
+        "oracle",
+        "random",
+    ):
         assert key in data
     assert set(data["cpt"]) == {"20", "50", "80"} and data["n"] == 40
     assert png.stat().st_size > 1000
@@ -108,28 +152,90 @@ def test_train_calibrate_eval_cli_roundtrip(tmp_path: Path, capsys: pytest.Captu
     rows = []
     for i in range(120):
         long = i % 2 == 0
-        prompt = ("Explain in depth, step by step, with proofs and examples: " * (6 if long else 1)) + f"topic {i}"
-        rows.append({"prompt": prompt, "model_a": "gpt4_1106_preview", "model_b": "Mixtral-8x7B-Instruct-v0.1",
-                     "winner": "model_a" if long else "model_b"})
+        prompt = (
+            "Explain in depth, step by step, with proofs and examples: " * (6 if long else 1)
+        ) + f"topic {i}"
+        rows.append(
+            {
+                "prompt": prompt,
+                "model_a": "gpt4_1106_preview",
+                "model_b": "Mixtral-8x7B-Instruct-v0.1",
+                "winner": "model_a" if long else "model_b",
+            }
+        )
     battles = tmp_path / "b.jsonl"
     battles.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "ck"
-    assert main(["train", "--router", "length", "--data", f"battles:{battles}", "--out", str(out), "--cache-dir", ""]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--router",
+                "length",
+                "--data",
+                f"battles:{battles}",
+                "--out",
+                str(out),
+                "--cache-dir",
+                "",
+            ]
+        )
+        == 0
+    )
     assert (out / "config.json").exists() and "Training data" in (out / "README.md").read_text()
     capsys.readouterr()
-    assert main(["calibrate", "--router", str(out), "--strong-fraction", "0.5", "--prompts", str(battles)]) == 0
+    assert (
+        main(["calibrate", "--router", str(out), "--strong-fraction", "0.5", "--prompts", str(battles)]) == 0
+    )
     assert "threshold" in capsys.readouterr().out
     bench = _bench(tmp_path / "bench.csv", [[r["prompt"], 1, int(r["winner"] == "model_b")] for r in rows])
     res = tmp_path / "res.json"
-    assert main(["eval", "--router", str(out), "--benchmark", "csv", "--data", str(bench), "--json", str(res), "--n-boot", "20"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--router",
+                str(out),
+                "--benchmark",
+                "csv",
+                "--data",
+                str(bench),
+                "--json",
+                str(res),
+                "--n-boot",
+                "20",
+            ]
+        )
+        == 0
+    )
     # length separates this toy set perfectly: PGR reaches 1 at 50% strong calls, so APGR = .25 + .5
     assert json.loads(res.read_text())["apgr"] == pytest.approx(0.75, abs=0.02)
 
 
 def test_train_with_no_usable_battles_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     battles = tmp_path / "b.jsonl"
-    battles.write_text(json.dumps({"prompt": "a prompt that is long enough", "model_a": "x", "model_b": "y", "winner": "tie"}) + "\n")
-    assert main(["train", "--router", "logistic", "--data", f"battles:{battles}", "--out", str(tmp_path / "o"), "--cache-dir", ""]) == 2
+    battles.write_text(
+        json.dumps(
+            {"prompt": "a prompt that is long enough", "model_a": "x", "model_b": "y", "winner": "tie"}
+        )
+        + "\n"
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--router",
+                "logistic",
+                "--data",
+                f"battles:{battles}",
+                "--out",
+                str(tmp_path / "o"),
+                "--cache-dir",
+                "",
+            ]
+        )
+        == 2
+    )
     assert "no strong-tier vs weak-tier battles" in capsys.readouterr().err
     empty = tmp_path / "e.jsonl"
     empty.write_text("")
@@ -142,7 +248,97 @@ def test_eval_mt_bench_native_layout(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     folder = _mt_bench(tmp_path / "mt")
     out = tmp_path / "mt.json"
-    assert main(["eval", "--router", "random", "--benchmark", "mt-bench", "--data", str(folder), "--json", str(out), "--n-boot", "10"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--router",
+                "random",
+                "--benchmark",
+                "mt-bench",
+                "--data",
+                str(folder),
+                "--json",
+                str(out),
+                "--n-boot",
+                "10",
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert data["n"] == 2 and data["dropped"] == {"contaminated_prompts.jsonl": 1}
     assert data["strong_score"] == pytest.approx((8.5 + 10) / 2)
+
+
+def test_route_ray_options_are_checked_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "p.txt"
+    f.write_text("a prompt\n")
+    cases = [
+        (["route", "--ray", "x"], "--ray routes a file"),
+        (["route", "--ray", "--file", str(f)], "--ray needs --out"),
+        (["route", "--ray", "--file", str(f), "--out", str(tmp_path / "o.csv")], ".parquet"),
+        (["route", "--ray", "--file", str(f), "--out", str(tmp_path / "o.parquet"), "--json", "-"], "--json"),
+        (["route", "--file", str(f), "--out", str(tmp_path / "o.parquet")], "--out is for --ray"),
+        (
+            ["route", "--ray", "--file", str(f), "--out", str(tmp_path / "o.parquet"), "--num-cpus", "0"],
+            "--num-cpus",
+        ),
+    ]
+    for argv, msg in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1, (argv, err)
+
+
+def test_train_own_pair_uses_exact_model_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = []
+    for i in range(60):
+        long = i % 2 == 0
+        prompt = ("Explain in depth with proofs: " * (5 if long else 1)) + f"topic {i}"
+        rows.append(
+            {
+                "prompt": prompt,
+                "model_a": "gpt-4o",
+                "model_b": "gpt-4o-mini",
+                "winner": "model_a" if long else "model_b",
+            }
+        )
+    battles = tmp_path / "own.jsonl"
+    battles.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "ck"
+    argv = [
+        "train",
+        "--router",
+        "length",
+        "--data",
+        f"battles:{battles}",
+        "--out",
+        str(out),
+        "--cache-dir",
+        "",
+    ]
+    assert main(argv) == 2  # gpt-4o / gpt-4o-mini are not the default GPT-4 / Mixtral tiers
+    assert "no strong-tier vs weak-tier battles" in capsys.readouterr().err
+    assert main([*argv, "--strong-model", "gpt-4o", "--weak-model", "gpt-4o-mini"]) == 0
+    assert "60 strong-vs-weak examples" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["training"]["pairs"] == 60
+    assert (
+        main([*argv, "--strong-model", "gpt-4o", "--weak-model", "gpt-4o-mini"]) == 2
+    )  # --out is not empty now
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_calibration_skipped_on_too_few_validation_pairs() -> None:
+    from routing_core.data.records import Battle
+    from routing_core.training import TrainingData, pair_examples, train_router
+
+    battles = [
+        Battle(
+            f"a prompt long enough number {i}", "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "model_a"
+        )
+        for i in range(40)
+    ]
+    router = train_router("length", TrainingData(battles, pair_examples(battles)), None)
+    assert router.calibrator is None and router.training_info["calibration"].startswith("skipped")

@@ -11,6 +11,7 @@ from routing_core.cli.common import (
     check_output,
     load_router,
     non_negative_int,
+    positive_int,
     unit_float,
     write_json,
 )
@@ -104,10 +105,45 @@ def _costs(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, fl
     }
 
 
+def cmd_route_ray(args: argparse.Namespace) -> int:
+    """`route --ray --file F --out OUT.parquet`: the same decisions computed on Ray, one Parquet file."""
+    from routing_core.distributed import route_file
+
+    if not args.file or args.prompts:
+        raise CLIError("--ray routes a file: give --file FILE (and no PROMPT arguments)")
+    if args.json:
+        raise CLIError("--ray writes Parquet to --out; --json is for in-process runs")
+    if not args.out:
+        raise CLIError("--ray needs --out PATH.parquet")
+    check_output(args.out, "--out", (".parquet",))
+    summary = route_file(
+        args.file,
+        args.out,
+        args.router,
+        threshold=args.threshold,
+        strong_fraction=0.5
+        if args.threshold is None and args.strong_fraction is None
+        else args.strong_fraction,
+        no_text_side=args.empty_side,
+        address=args.ray_address,
+        num_cpus=args.num_cpus,
+    )
+    print(f"routed {summary['n']} record(s) from {args.file} -> {summary['out']}")
+    if summary.get("blank_lines_skipped"):
+        print(
+            f"note: {summary['blank_lines_skipped']} blank line(s) skipped (they separate prompts in a text file)"
+        )
+    return 0
+
+
 def cmd_route(args: argparse.Namespace) -> int:
     """Route every record and print a table and a summary (or write them as JSON)."""
     from routing_core.data.loaders import MAX_PROMPT_CHARS
 
+    if args.ray:
+        return cmd_route_ray(args)
+    if args.out:
+        raise CLIError("--out is for --ray runs; use --json PATH for an in-process run")
     check_output(args.json, "--json")
     records, blank, source = _records(args)
     router = load_router(args)
@@ -207,4 +243,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=300,
         help="assumed output tokens per answer (cost estimate)",
     )
+    g = p.add_argument_group("big files on Ray (optional extra: pip install 'ray[data]')")
+    g.add_argument("--ray", action="store_true", help="route --file on Ray Data and write Parquet to --out")
+    g.add_argument(
+        "--out", help="Parquet file for --ray (index, id, win_rate, side, reason; sorted by index)"
+    )
+    g.add_argument("--ray-address", help="Ray cluster address (default: a local Ray)")
+    g.add_argument("--num-cpus", type=positive_int, help="CPUs for a local Ray (default: all)")
     p.set_defaults(func=cmd_route)

@@ -83,7 +83,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         opts["weak_model"] = args.weak_model
     opts.update(parse_options(args.option))
     data = build_training_data(
-        args.data or DEFAULT_DATA, pairs_per_prompt=args.pairs_per_prompt, seed=args.seed
+        args.data or DEFAULT_DATA,
+        pairs_per_prompt=args.pairs_per_prompt,
+        seed=args.seed,
+        strong_model=args.strong_model,
+        weak_model=args.weak_model,
     )
     print(
         f"training data: {len(data.battles)} battles over {len(data.models)} models, "
@@ -170,8 +174,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         default=8,
         help="random extra model pairs per scored prompt",
     )
-    p.add_argument("--strong-model", help="strong model name (mf, sw_ranking)")
-    p.add_argument("--weak-model", help="weak model name (mf, sw_ranking)")
+    p.add_argument(
+        "--strong-model",
+        help="strong model name: mf/sw_ranking route between it and --weak-model; with both given, classifiers "
+        "learn from the battles between exactly these two (your own pair) instead of the GPT-4/Mixtral tiers",
+    )
+    p.add_argument("--weak-model", help="weak model name (see --strong-model)")
     p.add_argument(
         "--embedder", default=None, help="local encoder folder (default: bundled all-MiniLM-L6-v2)"
     )

@@ -3,13 +3,13 @@
 A data spec names one source: `shared:mmlu`, `shared:routerbench`, `shared:zeroeval`, `shared:dcrouter`,
 `shared:alpaca` (the ../shared/data sets with their training splits), or a file: `battles:PATH` (Arena CSV or
 JSONL battles), `long:PATH` (prompt, model, correct), `wide:PATH` (prompt + one score column per model),
-`judge:PREFERENCES.csv,INSTRUCTIONS.csv` (alpaca_eval verdicts). Score tables become battles by the paper's
+`judge:PREFERENCES.csv,INSTRUCTIONS.csv` (alpaca_eval verdicts), `store:PATH` (feedback and judged battles of a
+RouteStore: a SQLite file or a database URL). Score tables become battles by the paper's
 golden-label augmentation (right beats wrong, equal is a tie). Everything is seeded and reproducible.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -25,6 +25,7 @@ from routing_core.data.loaders import (
 )
 from routing_core.data.records import Battle, ScoredPrompt
 from routing_core.errors import DataError
+from routing_core.splits import in_share
 
 SHARED_SOURCES = ("mmlu", "routerbench", "zeroeval", "dcrouter", "alpaca")
 # alpaca_eval's judge verdicts are left out by default: mixing them in lowered every router's scores on the
@@ -86,10 +87,22 @@ def pair_examples(
     return out
 
 
-def _sample_pairs(sp: ScoredPrompt, k: int, rng: random.Random) -> list[tuple[str, str]]:
+def exact_tiers(strong_model: str, weak_model: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Tier patterns matching exactly one strong and one weak model (canonical names)."""
+    return (
+        re.compile("^" + re.escape(canonical_model(strong_model)) + "$"),
+        re.compile("^" + re.escape(canonical_model(weak_model)) + "$"),
+    )
+
+
+Pair = tuple[str, str]
+
+
+def _sample_pairs(sp: ScoredPrompt, k: int, rng: random.Random, pair: Pair | None = None) -> list[Pair]:
     models = sorted(sp.scores)
-    strong = [m for m in models if tier_of(m) == "strong"]
-    weak = [m for m in models if tier_of(m) == "weak"]
+    tiers = exact_tiers(*pair) if pair else (STRONG_TIER, WEAK_TIER)
+    strong = [m for m in models if tier_of(m, *tiers) == "strong"]
+    weak = [m for m in models if tier_of(m, *tiers) == "weak"]
     keep = [(s, w) for s in strong for w in weak]
     others = [
         (a, b)
@@ -101,17 +114,23 @@ def _sample_pairs(sp: ScoredPrompt, k: int, rng: random.Random) -> list[tuple[st
     return keep + others[:k]
 
 
-def scored_to_battles(scored: Sequence[ScoredPrompt], pairs_per_prompt: int, seed: int) -> list[Battle]:
-    """Golden-label battles: every strong/weak-tier pair plus `pairs_per_prompt` random other pairs per prompt."""
+def scored_to_battles(
+    scored: Sequence[ScoredPrompt], pairs_per_prompt: int, seed: int, pair: Pair | None = None
+) -> list[Battle]:
+    """Golden-label battles: every strong/weak-tier pair (or exactly `pair`) plus `pairs_per_prompt` random other
+    pairs per prompt."""
     rng = random.Random(seed)
     out: list[Battle] = []
     for sp in scored:
-        out.extend(battles_from_scores([sp], _sample_pairs(sp, pairs_per_prompt, rng)))
+        out.extend(battles_from_scores([sp], _sample_pairs(sp, pairs_per_prompt, rng, pair)))
     return out
 
 
-def load_spec(spec: str, pairs_per_prompt: int = 8, seed: int = 0) -> list[Battle]:
-    """Battles from one data spec (see the module docstring). `SPEC@F` keeps a seeded share F of its prompts."""
+def load_spec(spec: str, pairs_per_prompt: int = 8, seed: int = 0, pair: Pair | None = None) -> list[Battle]:
+    """Battles from one data spec (see the module docstring). `SPEC@F` keeps a seeded share F of its prompts.
+
+    `pair` (strong, weak) makes score tables keep exactly that model pair instead of the strong/weak tiers.
+    """
     base, at, frac = spec.rpartition("@") if "@" in spec else (spec, "", "")
     if at:
         try:
@@ -120,10 +139,11 @@ def load_spec(spec: str, pairs_per_prompt: int = 8, seed: int = 0) -> list[Battl
             raise DataError(spec, f"share after '@' must be a number in (0, 1], got {frac!r}") from None
         if not 0 < share <= 1:
             raise DataError(spec, f"share after '@' must be in (0, 1], got {share}")
-        keep = lambda p: (
-            int(hashlib.sha1(f"{seed}:{p}".encode()).hexdigest()[:8], 16) % 10_000 < share * 10_000
-        )  # noqa: E731
-        return [b for b in load_spec(base, pairs_per_prompt, seed) if keep(b.prompt)]
+        return [
+            b
+            for b in load_spec(base, pairs_per_prompt, seed, pair)
+            if in_share(b.prompt, share, 10_000, f"{seed}:")
+        ]
     kind, _, arg = spec.partition(":")
     if not arg:
         raise DataError(spec, "data spec must look like KIND:ARG (e.g. shared:mmlu or battles:path.jsonl)")
@@ -140,24 +160,37 @@ def load_spec(spec: str, pairs_per_prompt: int = 8, seed: int = 0) -> list[Battl
         }
         if arg not in getters:
             raise DataError(spec, f"unknown shared data set; expected one of {', '.join(SHARED_SOURCES)}")
-        return scored_to_battles(getters[arg](), pairs_per_prompt, seed)
+        return scored_to_battles(getters[arg](), pairs_per_prompt, seed, pair)
     if kind == "battles":
         return load_battles(arg)
     if kind in ("long", "wide"):
         loader = load_correctness_long if kind == "long" else load_correctness_wide
-        return scored_to_battles(loader(arg), pairs_per_prompt, seed)
+        return scored_to_battles(loader(arg), pairs_per_prompt, seed, pair)
     if kind == "judge":
         prefs, _, inst = arg.partition(",")
         if not inst:
             raise DataError(spec, "judge spec needs PREFERENCES.csv,INSTRUCTIONS.csv")
         return load_judge_verdicts(prefs, inst, annotator=None)
-    raise DataError(spec, f"unknown data kind {kind!r}; expected shared, battles, long, wide or judge")
+    if kind == "store":
+        from routing_core.store import battles_from_store
+
+        return battles_from_store(arg)
+    raise DataError(spec, f"unknown data kind {kind!r}; expected shared, battles, long, wide, judge or store")
 
 
 def build_training_data(
-    specs: Sequence[str] = DEFAULT_DATA, pairs_per_prompt: int = 8, seed: int = 0
+    specs: Sequence[str] = DEFAULT_DATA,
+    pairs_per_prompt: int = 8,
+    seed: int = 0,
+    strong_model: str | None = None,
+    weak_model: str | None = None,
 ) -> TrainingData:
-    """Concatenate the battles of every spec; model spellings are unified by the alias table."""
+    """Concatenate the battles of every spec; model spellings are unified by the alias table.
+
+    With both `strong_model` and `weak_model`, the strong-vs-weak examples are the battles between exactly those
+    two models (your own pair), not the default GPT-4 / Mixtral tiers.
+    """
+    pair = (strong_model, weak_model) if strong_model and weak_model else None
     battles: list[Battle] = []
     sources: dict[str, int] = {}
     for spec in specs:
@@ -170,15 +203,17 @@ def build_training_data(
                 b.source or spec,
                 b.id,
             )
-            for b in load_spec(spec, pairs_per_prompt, seed)
+            for b in load_spec(spec, pairs_per_prompt, seed, pair)
         ]
         sources[spec] = len(got)
         battles.extend(got)
     if not battles:
         raise DataError(", ".join(specs), "no usable battles in the training data")
-    return TrainingData(battles, pair_examples(battles), sources)
+    return TrainingData(
+        battles, pair_examples(battles, *exact_tiers(*pair)) if pair else pair_examples(battles), sources
+    )
 
 
 def is_validation(prompt: str, fraction: float = 0.1) -> bool:
     """A stable validation split by prompt text (so one prompt's battles never straddle the split)."""
-    return int(hashlib.sha1(prompt.encode()).hexdigest()[:8], 16) % 1000 < fraction * 1000
+    return in_share(prompt, fraction)
