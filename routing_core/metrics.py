@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from routing_core.policy import prefers_strong
+
 CPT_TARGETS: tuple[float, ...] = (0.2, 0.5, 0.8)
 
 
@@ -58,7 +60,8 @@ def paper_curve(win_rates: ArrayLike, strong: ArrayLike, weak: ArrayLike, bins: 
     edges = np.quantile(w, np.linspace(0.0, 1.0, bins + 1))
     shares, quals = [], []
     for i, t in enumerate(edges):
-        sel = w > t if i == len(edges) - 1 else w >= t
+        # the routing rule (strong iff win_rate >= t); the top edge is strict so 0% strong is reached
+        sel = w > t if i == len(edges) - 1 else prefers_strong(w, t)
         shares.append(sel.mean())
         quals.append(np.where(sel, s, k).mean())
     return _sorted_curve(np.array(shares), np.array(quals), edges)

@@ -182,7 +182,8 @@ def test_train_calibrate_eval_cli_roundtrip(tmp_path: Path, capsys: pytest.Captu
         )
         == 0
     )
-    assert (out / "config.json").exists() and "Training data" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert (out / "config.json").exists() and "Training data" in card and "## Parameters" in card
     capsys.readouterr()
     assert (
         main(["calibrate", "--router", str(out), "--strong-fraction", "0.5", "--prompts", str(battles)]) == 0

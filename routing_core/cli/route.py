@@ -211,6 +211,8 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register `route`."""
+    from routing_core.data.aliases import DEFAULT_STRONG_MODEL, DEFAULT_WEAK_MODEL
+
     p = sub.add_parser(
         "route", help="route prompts: win rate and strong/weak decision per prompt, plus a cost summary"
     )
@@ -234,9 +236,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="where an empty record goes (no text to route on; default strong, as in the wrappers)",
     )
     p.add_argument(
-        "--strong-model", default="gpt-4-1106-preview", help="strong model name for cost estimates"
+        "--strong-model", default=DEFAULT_STRONG_MODEL, help="strong model name for cost estimates"
     )
-    p.add_argument("--weak-model", default="mixtral-8x7b-instruct", help="weak model name for cost estimates")
+    p.add_argument("--weak-model", default=DEFAULT_WEAK_MODEL, help="weak model name for cost estimates")
     p.add_argument(
         "--output-tokens",
         type=non_negative_int,

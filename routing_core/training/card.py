@@ -26,9 +26,7 @@ def model_card(
         f"# `{router.name}` router checkpoint",
         "",
         f"Router kind: `{router.name}` ({summary})",
-        f"Embedder: `{getattr(router, 'embedder_name', None)}`"
-        if getattr(router, "uses_embeddings", True)
-        else "Embedder: none",
+        f"Embedder: `{router.embedder_name}`" if router.uses_embeddings else "Embedder: none",
         f"Strong model: `{getattr(router, 'strong_model', 'GPT-4 class')}`; weak model: `{getattr(router, 'weak_model', 'Mixtral class')}`",
         "",
         "## Training data",
@@ -55,6 +53,12 @@ def model_card(
         "## Calibration",
         "",
         f"Win rates are Platt-calibrated on held-out validation pairs; reference win rates for `strong_fraction` come from {router.training_info.get('reference', 'n/a')}.",
+        "",
+        "## Parameters",
+        "",
+        "```json",
+        json.dumps(router.get_params(), indent=1, default=str, sort_keys=True)[:3000],
+        "```",
         "",
         "## Training details",
         "",
