@@ -522,7 +522,7 @@ class RoutedChatModel(BaseChatModel):
 
     def _decide(self, win_rates: Any) -> Route:
         win_rate = float(win_rates[0])
-        return self._record(decide(win_rate, self.threshold).model, win_rate, "router")  # type: ignore[arg-type]
+        return self._record(decide(win_rate, self.threshold).side, win_rate, "router")  # type: ignore[arg-type]
 
     def route(self, messages: Sequence[BaseMessage], *, model: str | None = None) -> Route:
         """Decide without calling a model (what `invoke` would do). Errors are returned in `Route.error`."""

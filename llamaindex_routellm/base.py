@@ -48,6 +48,7 @@ from llamaindex_routellm.events import (
 )
 from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, load_router
 from routing_core.costs import count_tokens
+from routing_core.policy import prefers_strong
 
 if TYPE_CHECKING:
     from llama_index.core.chat_engine.types import AgentChatResponse
@@ -517,7 +518,7 @@ class RoutedLLM(FunctionCallingLLM):
         return float(self._router.win_rate([text])[0])
 
     def _from_score(self, win_rate: float, source: str) -> RoutingDecision:
-        side: Side = "strong" if win_rate >= self.threshold else "weak"
+        side: Side = "strong" if prefers_strong(win_rate, self.threshold) else "weak"
         return self._decision(side, "router", source, win_rate)
 
     def _take_pin(self) -> RoutingDecision | None:

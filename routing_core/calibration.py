@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from routing_core.router import check_strong_fraction
+from routing_core.validation import check_strong_fraction
 
 
 def threshold_for_strong_fraction(win_rates: Sequence[float] | np.ndarray, fraction: float) -> float:
@@ -35,6 +35,40 @@ def reference_quantiles(win_rates: Sequence[float] | np.ndarray, n: int = 1001) 
     return np.quantile(r, np.linspace(0.0, 1.0, n))
 
 
+def fit_logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    l2: float,
+    w: np.ndarray | None = None,
+    iters: int = 50,
+    offset: np.ndarray | None = None,
+) -> np.ndarray:
+    """Weighted L2-regularised logistic regression with soft targets, by Newton's method.
+
+    Returns the coefficients with the bias last (the bias is barely regularised); `offset` is a fixed term added
+    to the logit (e.g. a slope held constant). The one Newton solver of the package: Platt scaling and the
+    linear routers both use it.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    Xb = np.hstack([X, np.ones((n, 1))])
+    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    off = np.zeros(n) if offset is None else np.asarray(offset, dtype=np.float64)
+    theta = np.zeros(d + 1)
+    reg = np.full(d + 1, float(l2))
+    reg[-1] = 1e-6
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(Xb @ theta + off, -30, 30)))
+        g = Xb.T @ (w * (p - y)) + reg * theta
+        H = (Xb * (w * p * (1 - p))[:, None]).T @ Xb + np.diag(reg)
+        step = np.linalg.solve(H, g)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return theta
+
+
 class PlattScaler:
     """Logistic calibration p = sigmoid(a * logit(s) + b), fitted by Newton's method on validation labels.
 
@@ -54,30 +88,14 @@ class PlattScaler:
         """Fit on raw scores in [0, 1] and targets in [0, 1] (ties may be 0.5), optionally weighted."""
         x = self._logit(scores)
         y = np.asarray(labels, dtype=np.float64)
-        w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
         if x.size == 0:
             raise ValueError("cannot fit a calibrator on zero examples")
-        X = np.stack([x, np.ones_like(x)], axis=1)
-        theta = np.array([1.0, 0.0])
-        for _ in range(50):
-            p = 1 / (1 + np.exp(-np.clip(X @ theta, -30, 30)))
-            g = X.T @ (w * (p - y)) + 1e-3 * theta
-            H = (X * (w * p * (1 - p))[:, None]).T @ X + 1e-3 * np.eye(2)
-            step = np.linalg.solve(H, g)
-            theta -= step
-            if np.abs(step).max() < 1e-8:
-                break
-        if theta[0] < 1e-3:
+        a, b = fit_logistic(x[:, None], y, l2=1e-3, w=weights)
+        if a < 1e-3:
             # calibration must keep the router's order: refit the intercept with a small positive slope
-            theta[0] = 1e-3
-            for _ in range(50):
-                p = 1 / (1 + np.exp(-np.clip(X @ theta, -30, 30)))
-                g = float(np.sum(w * (p - y)))
-                h = float(np.sum(w * p * (1 - p))) + 1e-6
-                theta[1] -= g / h
-                if abs(g / h) < 1e-9:
-                    break
-        self.a, self.b = float(theta[0]), float(theta[1])
+            a = 1e-3
+            (b,) = fit_logistic(np.zeros((x.size, 0)), y, l2=1e-3, w=weights, offset=a * x)
+        self.a, self.b = float(a), float(b)
         return self
 
     def transform(self, scores: np.ndarray) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,10 @@ def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
     except Exception as e:  # tiktoken raises network and file errors of several kinds
         if not _warned:
             _warned = True
-            warnings.warn(f"tiktoken encoding {encoding!r} unavailable offline ({type(e).__name__}); estimating tokens as chars/4", stacklevel=2)
+            warnings.warn(
+                f"tiktoken encoding {encoding!r} unavailable offline ({type(e).__name__}); estimating tokens as chars/4",
+                stacklevel=2,
+            )
         return max(1, round(len(text) / 4))
     return len(enc.encode(text, disallowed_special=()))
 
@@ -99,7 +102,9 @@ DEFAULT_PRICES: dict[str, Price] = {
 class PriceTable:
     """Prices by model name, matched exactly, then by the longest known prefix (so dated names resolve)."""
 
-    def __init__(self, prices: Mapping[str, Price | tuple[float, float]] | None = None, include_defaults: bool = True):
+    def __init__(
+        self, prices: Mapping[str, Price | tuple[float, float]] | None = None, include_defaults: bool = True
+    ):
         self.prices: dict[str, Price] = dict(DEFAULT_PRICES) if include_defaults else {}
         for k, v in (prices or {}).items():
             self.prices[k.lower()] = v if isinstance(v, Price) else Price(float(v[0]), float(v[1]))
@@ -117,3 +122,245 @@ class PriceTable:
         """Cost in USD, or None when the model has no known price."""
         p = self.get(model)
         return None if p is None else p.cost(input_tokens, output_tokens)
+
+
+# --- the cost ledger: calls, tokens and cost per routed side, and the savings against always-strong ------------
+
+
+@dataclass(frozen=True, slots=True)
+class SideTotals:
+    """Totals for one side (`"strong"`, `"weak"`, or a model key) over the calls a ledger has seen."""
+
+    calls: int = 0
+    """Routed calls (decisions), including the ones that then failed."""
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated_calls: int = 0
+    """Finished calls whose token counts were estimated (the provider reported no usage)."""
+    cost: float | None = None
+    """USD over the priced calls; None when no call of this side had a known price."""
+    model_names: dict[str, int] = field(default_factory=dict)
+    """Model name (as reported by the provider, else the configured one) -> finished calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSummary:
+    """What routing did, and what it saved compared with sending every call to the strong model.
+
+    The always-strong baseline prices every priced call's tokens at the strong model's price (it assumes the
+    strong model would have read and written as many tokens as the model that answered). Calls whose model has
+    no known price are counted in `unpriced_calls` and left out of every cost figure.
+    """
+
+    sides: dict[str, SideTotals]
+    calls: int
+    forced_calls: int
+    no_text_calls: int
+    cost: float | None
+    always_strong_cost: float | None
+    saved: float | None
+    saved_fraction: float | None
+    unpriced_calls: int
+    strong_model: str | None
+
+    @property
+    def strong(self) -> SideTotals:
+        """Totals of the strong side."""
+        return self.sides.get("strong", SideTotals())
+
+    @property
+    def weak(self) -> SideTotals:
+        """Totals of the weak side."""
+        return self.sides.get("weak", SideTotals())
+
+    @property
+    def strong_share(self) -> float | None:
+        """Share of routed calls that went to the strong model (None before any call)."""
+        return self.strong.calls / self.calls if self.calls else None
+
+    @property
+    def total_calls(self) -> int:
+        """Alias of `calls`."""
+        return self.calls
+
+    @property
+    def total_cost(self) -> float | None:
+        """Alias of `cost`."""
+        return self.cost
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (sides as dicts, plus `strong`, `weak` and `strong_share`)."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d.update(strong=asdict(self.strong), weak=asdict(self.weak), strong_share=self.strong_share)
+        return d
+
+    def __str__(self) -> str:
+        def money(x: float | None) -> str:
+            return "n/a" if x is None else f"${x:,.6f}"
+
+        lines = [f"{'side':<8}{'calls':>7}{'errors':>8}{'in tok':>10}{'out tok':>10}{'cost':>14}  models"]
+        for side, t in self.sides.items():
+            names = ", ".join(sorted(t.model_names)) or "-"
+            lines.append(
+                f"{side:<8}{t.calls:>7}{t.errors:>8}{t.input_tokens:>10}{t.output_tokens:>10}{money(t.cost):>14}"
+                f"  {names}"
+            )
+        share = "n/a" if self.strong_share is None else f"{self.strong_share:.1%}"
+        lines.append(
+            f"strong share: {share} of {self.calls} call(s); forced {self.forced_calls}; no text {self.no_text_calls}"
+        )
+        lines.append(f"cost: {money(self.cost)}  vs always-strong: {money(self.always_strong_cost)}")
+        if self.saved is not None:
+            frac = "" if self.saved_fraction is None else f" ({self.saved_fraction:.1%})"
+            lines.append(f"saved by routing: {money(self.saved)}{frac}")
+        else:
+            lines.append("saved by routing: n/a (price unknown: pass prices for these models)")
+        if self.unpriced_calls:
+            lines.append(f"unpriced calls (left out of costs): {self.unpriced_calls}")
+        return "\n".join(lines)
+
+
+class _Acc:
+    """Mutable per-side running totals (the ledger's private state)."""
+
+    __slots__ = ("calls", "errors", "input_tokens", "output_tokens", "estimated", "cost", "priced", "names")
+
+    def __init__(self) -> None:
+        self.calls = self.errors = self.input_tokens = self.output_tokens = self.estimated = self.priced = 0
+        self.cost = 0.0
+        self.names: dict[str, int] = {}
+
+    def freeze(self) -> SideTotals:
+        return SideTotals(
+            self.calls,
+            self.errors,
+            self.input_tokens,
+            self.output_tokens,
+            self.estimated,
+            self.cost if self.priced else None,
+            dict(self.names),
+        )
+
+
+class CostLedger:
+    """Thread-safe running totals of routed calls: decisions, usage, errors, cost, savings vs always-strong.
+
+    The framework adapters (LangChain's `RoutingCallbackHandler`, LlamaIndex's `RoutingEventHandler`, the CLI's
+    `route` summary) only translate their events into three calls: `record_decision` when a model is chosen,
+    then `record_usage` when the call finished (tokens) or `record_error` when it failed.
+
+    Args:
+        prices: A `PriceTable`, or a mapping `model name -> Price | (usd per 1M input, usd per 1M output)` added
+            to the default table.
+        strong_model: The strong model's name for the always-strong baseline; when omitted, the `strong_model`
+            given with the usage records, else the name of the first strong call.
+        sides: The side keys reported even before any call (`("strong", "weak")`; model keys for more models).
+    """
+
+    def __init__(
+        self,
+        prices: PriceTable | Mapping[str, Price | tuple[float, float]] | None = None,
+        *,
+        strong_model: str | None = None,
+        sides: Sequence[str] = ("strong", "weak"),
+    ) -> None:
+        self.prices = prices if isinstance(prices, PriceTable) else PriceTable(prices)
+        self._initial_sides = tuple(sides)
+        self._given_strong = strong_model
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every total."""
+        with self._lock:
+            self._sides: dict[str, _Acc] = {s: _Acc() for s in self._initial_sides}
+            self._reasons: dict[str, int] = {}
+            self._strong_model = self._given_strong
+            self._priced_tokens = [0, 0]  # tokens of priced calls, priced at the strong price at summary time
+            self._unpriced = 0
+
+    def _acc(self, side: str) -> _Acc:
+        acc = self._sides.get(side)
+        if acc is None:
+            acc = self._sides[side] = _Acc()
+        return acc
+
+    def record_decision(self, side: str, reason: str = "router") -> None:
+        """One routed call went to `side` (`reason`: "router", "forced" or "no_text")."""
+        with self._lock:
+            self._acc(side).calls += 1
+            self._reasons[reason] = self._reasons.get(reason, 0) + 1
+
+    def record_usage(
+        self,
+        side: str,
+        model_name: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        estimated: bool = False,
+        strong_model: str | None = None,
+    ) -> float | None:
+        """A finished call's tokens; returns its cost in USD (None when `model_name` has no known price)."""
+        cost = self.prices.cost(model_name, input_tokens, output_tokens)
+        with self._lock:
+            acc = self._acc(side)
+            acc.input_tokens += int(input_tokens)
+            acc.output_tokens += int(output_tokens)
+            acc.estimated += int(estimated)
+            if model_name:
+                acc.names[model_name] = acc.names.get(model_name, 0) + 1
+            if self._strong_model is None:
+                self._strong_model = strong_model or (model_name if side == "strong" else None)
+            if cost is None:
+                self._unpriced += 1
+            else:
+                acc.cost += cost
+                acc.priced += 1
+                self._priced_tokens[0] += int(input_tokens)
+                self._priced_tokens[1] += int(output_tokens)
+        return cost
+
+    def record_error(self, side: str) -> None:
+        """A routed call on `side` failed."""
+        with self._lock:
+            self._acc(side).errors += 1
+
+    def totals(self) -> dict[str, SideTotals]:
+        """A snapshot of the per-side totals."""
+        with self._lock:
+            return {s: a.freeze() for s, a in self._sides.items()}
+
+    def cost_if_always(self, model_name: str | None) -> float | None:
+        """What the priced calls would have cost on `model_name` alone (None without a price or priced calls)."""
+        with self._lock:
+            tokens_in, tokens_out = self._priced_tokens
+            priced = sum(a.priced for a in self._sides.values())
+        return self.prices.cost(model_name, tokens_in, tokens_out) if priced else None
+
+    def summary(self) -> RoutingSummary:
+        """Calls, tokens and cost per side, and the savings against always calling the strong model."""
+        with self._lock:
+            sides = {s: a.freeze() for s, a in self._sides.items()}
+            priced = sum(a.priced for a in self._sides.values())
+            cost = sum(a.cost for a in self._sides.values()) if priced else None
+            reasons = dict(self._reasons)
+            unpriced = self._unpriced
+            strong_model = self._strong_model
+        always = self.cost_if_always(strong_model)
+        saved = None if always is None or cost is None else always - cost
+        return RoutingSummary(
+            sides=sides,
+            calls=sum(t.calls for t in sides.values()),
+            forced_calls=reasons.get("forced", 0),
+            no_text_calls=reasons.get("no_text", 0),
+            cost=cost,
+            always_strong_cost=always,
+            saved=saved,
+            saved_fraction=saved / always if saved is not None and always else None,
+            unpriced_calls=unpriced,
+            strong_model=strong_model,
+        )

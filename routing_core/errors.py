@@ -26,3 +26,7 @@ class UnknownRouterError(RoutingError, ValueError):
 
 class UnknownModelError(RoutingError, ValueError):
     """A model name is not among those a router was trained on."""
+
+
+class NotFittedError(RoutingError, ValueError):
+    """A trained router was used before `fit` (or `load`): it has no weights to score prompts with."""

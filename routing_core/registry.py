@@ -19,6 +19,7 @@ _REGISTRY: dict[str, str] = {
     "sw_ranking": "routing_core.routers.sw_ranking:SWRankingRouter",
     "bert": "routing_core.routers.bert:BertRouter",
     "causal_llm": "routing_core.routers.causal_llm:CausalLLMRouter",
+    "difficulty": "routing_core.routers.difficulty:DifficultyRouter",
 }
 
 DEFAULT_ROUTER = "mf"  # the paper's best router; bundled, loads offline
@@ -52,12 +53,13 @@ def load_checkpoint(folder: str | Path, **kwargs: Any) -> Router:
 
 def available_routers() -> list[str]:
     """Every name `load_router` accepts without a path: bundled checkpoints and training-free routers."""
-    free = [n for n in _REGISTRY if not getattr(get_router_class(n), "needs_training", True)]
+    free = [n for n in _REGISTRY if not get_router_class(n).needs_training]
     return sorted(set(bundled_names()) | set(free))
 
 
 def load_router(name_or_path: str | Path | Router, **kwargs: Any) -> Router:
-    """Resolve a bundled name ("mf", "bert", ...), a training-free router ("random"), or a checkpoint folder.
+    """Resolve a bundled name ("mf", "bert", ...), a training-free router ("random"), a checkpoint folder, or an
+    official RouteLLM checkpoint (a folder in its layout, or a hub id like "routellm/mf_gpt4_augmented").
 
     Keyword arguments go to the router (e.g. `seed` for random, `strong_model`/`weak_model` for MF).
     """
@@ -66,18 +68,30 @@ def load_router(name_or_path: str | Path | Router, **kwargs: Any) -> Router:
             raise TypeError("keyword arguments cannot be applied to an already built router")
         return name_or_path
     if not isinstance(name_or_path, str | Path):
-        raise TypeError(f"router must be a name, a checkpoint path or a Router, got {type(name_or_path).__name__}")
+        raise TypeError(
+            f"router must be a name, a checkpoint path or a Router, got {type(name_or_path).__name__}"
+        )
     name = str(name_or_path)
     bundled = PRETRAINED_DIR / name
     if "/" not in name and "\\" not in name and name and (bundled / "config.json").is_file():
         return load_checkpoint(bundled, **kwargs)
     if name in _REGISTRY:
         cls = get_router_class(name)
-        if not getattr(cls, "needs_training", True):
+        if not cls.needs_training:
             return cls(**kwargs)
     path = Path(name).expanduser()
     if path.is_dir():
+        from routing_core.routers.official import is_official_folder, load_official
+
+        if is_official_folder(path):  # RouteLLM's own layouts (before our MF reading of official MF configs)
+            return load_official(path, **kwargs)
         return load_checkpoint(path, **kwargs)
+    from routing_core.hub import looks_like_hub_id
+
+    if looks_like_hub_id(name):  # "org/name" that is not a local path: an official RouteLLM hub checkpoint
+        from routing_core.routers.official import load_official
+
+        return load_official(name, **kwargs)
     raise UnknownRouterError(
         f"unknown router {name!r}: not a bundled router ({', '.join(available_routers())}) "
         "and not a checkpoint folder"

@@ -1,67 +1,34 @@
-"""The router contract: prompts -> strong-win rates in [0, 1] -> decisions (strong iff win rate >= threshold)."""
+"""The router contract: prompts -> strong-win rates in [0, 1]. The decision rule lives in `routing_core.policy`.
+
+The base contract (stable; new routers in routing_core/routers/ rely on it):
+
+- subclass `Router` (or `routers._base.TrainedRouter` for fitted ones), set the class attributes `name`,
+  `needs_training`, `uses_embeddings` and `trains_on`, and implement `_win_rate(list[str]) -> array`;
+- take every hyperparameter in `__init__` and store it under the same attribute name: `get_params()` reads
+  them back (sklearn style) and drives `describe()`, `__repr__` and the checkpoint config;
+- keep fitted state out of `__init__` arguments; raise `NotFittedError` when asked to score before fitting;
+- use local random generators only (`np.random.default_rng(seed)`, `torch.Generator`), never global seeds;
+- be thread-safe in `_win_rate` (wrappers call it from worker threads, concurrently).
+
+`win_rate` validates inputs and outputs; `route` and `threshold_for_strong_fraction` are built on it.
+"""
 
 from __future__ import annotations
 
-import math
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-Side = Literal["strong", "weak"]
+from routing_core.calibration import threshold_for_strong_fraction
+from routing_core.policy import Decision, Side, decide
+from routing_core.validation import check_prompts, check_strong_fraction, check_threshold
 
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One routing decision: the router's win rate, the threshold it was compared to, and the side chosen."""
-
-    win_rate: float
-    threshold: float
-
-    @property
-    def strong(self) -> bool:
-        """The paper's rule: strong iff win_rate >= threshold (ties go strong)."""
-        return self.win_rate >= self.threshold
-
-    @property
-    def model(self) -> Side:
-        return "strong" if self.strong else "weak"
-
-
-def decide(win_rate: float, threshold: float) -> Decision:
-    """Turn one win rate into a decision; kept as a function so wrappers and the CLI share the rule."""
-    return Decision(float(win_rate), float(threshold))
-
-
-def check_threshold(threshold: float) -> float:
-    """Validate a threshold: a finite number in [0, 1] (1 sends only certain wins to strong, 0 sends all)."""
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.floating):
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
-    if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
-    return float(threshold)
-
-
-def check_strong_fraction(fraction: float) -> float:
-    """Validate a target share of strong calls: a finite number in [0, 1]."""
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
-        raise ValueError(f"strong_fraction must be a number in [0, 1], got {fraction!r}")
-    if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"strong_fraction must be in [0, 1], got {fraction!r}")
-    return float(fraction)
-
-
-def check_prompts(prompts: Sequence[str]) -> list[str]:
-    """Accept a sequence of strings (not a bare string); name the first offending item otherwise."""
-    if isinstance(prompts, str | bytes):
-        raise TypeError("prompts must be a sequence of strings, not a single string; wrap it in a list")
-    out = list(prompts)
-    for i, p in enumerate(out):
-        if not isinstance(p, str):
-            raise TypeError(f"prompts[{i}] must be a str, got {type(p).__name__}")
-    return out
+#: What a router trains on: `"battles"` (every model pair: MF, SW ranking), `"pairs"` (strong-vs-weak
+#: examples: classifiers), or `None` (training-free).
+TrainsOn = Literal["battles", "pairs", "tables"] | None
 
 
 class Router(ABC):
@@ -74,6 +41,14 @@ class Router(ABC):
     """
 
     name: ClassVar[str] = "router"
+    #: Whether the router must be fitted (or loaded from a checkpoint) before it can score prompts.
+    needs_training: ClassVar[bool] = True
+    #: Whether scoring embeds the prompts with the router's embedder (training passes embeddings when True).
+    uses_embeddings: ClassVar[bool] = False
+    #: What training data the router learns from (see `TrainsOn`).
+    trains_on: ClassVar[TrainsOn] = None
+    #: Whether win rates are random draws (evaluation averages such routers over seeds).
+    stochastic: ClassVar[bool] = False
     reference_win_rates: np.ndarray | None = None
 
     @abstractmethod
@@ -87,20 +62,20 @@ class Router(ABC):
             return np.zeros(0, dtype=np.float64)
         rates = np.asarray(self._win_rate(items), dtype=np.float64).reshape(-1)
         if rates.shape[0] != len(items):
-            raise RuntimeError(f"{type(self).__name__} returned {rates.shape[0]} win rates for {len(items)} prompts")
+            raise RuntimeError(
+                f"{type(self).__name__} returned {rates.shape[0]} win rates for {len(items)} prompts"
+            )
         if np.isnan(rates).any():
             raise RuntimeError(f"{type(self).__name__} returned NaN win rates")
         return np.clip(rates, 0.0, 1.0)
 
     def route(self, prompts: Sequence[str], threshold: float) -> list[Decision]:
-        """Decisions for a batch: strong iff win_rate >= threshold."""
+        """Decisions for a batch by the policy's threshold rule (strong iff win_rate >= threshold)."""
         t = check_threshold(threshold)
-        return [Decision(float(w), t) for w in self.win_rate(prompts)]
+        return [decide(float(w), t) for w in self.win_rate(prompts)]
 
     def threshold_for_strong_fraction(self, fraction: float) -> float:
         """The threshold that sends about `fraction` of reference prompts to the strong model."""
-        from routing_core.calibration import threshold_for_strong_fraction
-
         f = check_strong_fraction(fraction)
         if self.reference_win_rates is None or len(self.reference_win_rates) == 0:
             raise ValueError(
@@ -109,9 +84,52 @@ class Router(ABC):
             )
         return threshold_for_strong_fraction(self.reference_win_rates, f)
 
+    # --- estimator protocol ------------------------------------------------------------------------------
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The hyperparameters: the keyword arguments of `__init__`, in order."""
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Every hyperparameter as given to `__init__` (read back from the attribute of the same name; a
+        parameter a third-party router does not store is left out)."""
+        return {n: getattr(self, n) for n in self.param_names() if hasattr(self, n)}
+
+    def fingerprint(self) -> str | None:
+        """A short hash of the fitted state, telling two trained routers of one kind apart (None: no state)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
-        """A small JSON-able description used in metadata, model cards and logs."""
-        return {"router": self.name}
+        """A small JSON-able description (metadata, model cards, logs, LangChain cache keys): the kind, the
+        hyperparameters, and a weights hash for fitted routers."""
+        out: dict[str, Any] = {"router": self.name}
+        for k, v in self.get_params().items():
+            out[k] = (
+                v if v is None or isinstance(v, str | int | float | bool) else getattr(v, "name", type(v).__name__)
+            )
+        fp = self.fingerprint()
+        if fp is not None:
+            out["weights"] = fp
+        return out
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+__all__ = [
+    "Decision",
+    "Router",
+    "Side",
+    "TrainsOn",
+    "check_prompts",
+    "check_strong_fraction",
+    "check_threshold",
+    "decide",
+]

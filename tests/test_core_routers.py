@@ -128,9 +128,11 @@ def test_official_routellm_mf_layout(tmp_path: Path) -> None:
     head = rng.normal(size=(1, 8)).astype(np.float32)
     save_file({"P.weight": P, "text_proj.0.weight": W, "classifier.0.weight": head}, str(folder / "model.safetensors"))
     models = ["claude-2.1", "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"]
+    from routing_core.registry import load_checkpoint  # MFRouter's reader (load_router prefers routers.official)
+
     with pytest.raises(CheckpointError, match="needs embedder"):
-        load_router(str(folder))
-    r = load_router(str(folder), embedder=TOY, models=models, strong_model="gpt-4-1106-preview", weak_model="mixtral-8x7b-instruct-v0.1")
+        load_checkpoint(str(folder))
+    r = load_checkpoint(str(folder), embedder=TOY, models=models, strong_model="gpt-4-1106-preview", weak_model="mixtral-8x7b-instruct-v0.1")
     q = TOY.embed(QUERIES)
     # reference computation, written the way RouteLLM's MFModel does it (torch-free)
     def score(m: int) -> np.ndarray:
@@ -182,3 +184,98 @@ def test_causal_llm_router_tiny_model(mode: str, tmp_path: Path) -> None:
     data = synthetic_data(60)
     router = train_router("causal_llm", data, None, backbone=str(backbone), mode=mode, epochs=1, max_length=96)
     _roundtrip(router, tmp_path / "out")
+
+
+# --- routers shaped like estimators ---------------------------------------------------------------------------
+
+
+def test_class_attributes_say_what_each_router_needs() -> None:
+    from routing_core.registry import get_router_class
+
+    expected = {
+        "random": (False, False, None),
+        "length": (False, False, "pairs"),
+        "logistic": (True, True, "pairs"),
+        "knn": (True, True, "pairs"),
+        "mf": (True, True, "battles"),
+        "sw_ranking": (True, True, "battles"),
+        "bert": (True, False, "pairs"),
+        "causal_llm": (True, False, "pairs"),
+    }
+    for name, attrs in expected.items():
+        cls = get_router_class(name)
+        assert (cls.needs_training, cls.uses_embeddings, cls.trains_on) == attrs, name
+
+
+def test_every_hyperparameter_is_in_init_and_round_trips_through_get_params() -> None:
+    from routing_core.routers.bert import BertRouter
+    from routing_core.routers.matrix_factorization import MFRouter
+
+    mf = MFRouter(dim=8, lr=1e-2, max_epochs=3, seed=7, embedder=TOY)
+    params = mf.get_params()
+    assert params["lr"] == 1e-2 and params["max_epochs"] == 3 and params["seed"] == 7 and params["embedder"] == "toy"
+    assert set(params) == set(MFRouter.param_names())
+    assert repr(mf).startswith("MFRouter(strong_model='gpt-4-1106-preview', weak_model='mixtral-8x7b-instruct-v0.1', dim=8")
+    clone = MFRouter(**{**params, "embedder": TOY})
+    assert clone.get_params() == params
+    assert set(BertRouter.param_names()) >= {"epochs", "lr", "seed", "mode", "backbone"}
+    with pytest.raises(TypeError):
+        mf.fit(np.zeros(1), ["a"], ["b"], np.zeros(1), np.zeros((1, 16)), np.zeros(1, bool), lr=1e-3)  # type: ignore[call-arg]
+
+
+def test_checkpoint_config_is_driven_by_get_params(tmp_path: Path) -> None:
+    router = train_router("mf", synthetic_data(), TOY.embed, embedder=TOY, dim=8, max_epochs=2, lr=1e-2, progress=False)
+    cfg = json.loads((router.save(tmp_path / "mf") / "config.json").read_text())
+    for k, v in router.get_params().items():
+        assert cfg[k] == v, k
+    loaded = load_router(str(tmp_path / "mf"), embedder=TOY)
+    assert {k: v for k, v in loaded.get_params().items() if k != "embedder"} == {
+        k: v for k, v in router.get_params().items() if k != "embedder"
+    }
+
+
+def test_not_fitted_is_a_routing_error_not_an_assert() -> None:
+    from routing_core.errors import NotFittedError, RoutingError
+    from routing_core.routers.knn import KNNRouter
+    from routing_core.routers.logistic import LogisticRouter
+    from routing_core.routers.matrix_factorization import MFRouter
+    from routing_core.routers.sw_ranking import SWRankingRouter
+
+    for router in (LogisticRouter(embedder=TOY), KNNRouter(embedder=TOY), MFRouter(embedder=TOY), SWRankingRouter(embedder=TOY)):
+        with pytest.raises(NotFittedError, match="is not fitted") as info:
+            router.win_rate(["hello"])
+        assert isinstance(info.value, RoutingError)
+        assert router.describe().get("weights") is None and not router.is_fitted
+
+
+def test_describe_tells_two_trained_routers_of_one_kind_apart() -> None:
+    data = synthetic_data()
+    a = train_router("logistic", data, TOY.embed, embedder=TOY, l2=1.0)
+    b = train_router("logistic", data, TOY.embed, embedder=TOY, l2=30.0)
+    again = train_router("logistic", data, TOY.embed, embedder=TOY, l2=1.0)
+    assert a.describe()["router"] == b.describe()["router"] == "logistic"
+    assert a.describe()["weights"] != b.describe()["weights"]
+    assert a.describe() == again.describe()  # same data, same parameters: same description (cache keys agree)
+    before = a.describe()["weights"]
+    a.fit_calibration(QUERIES, np.array([1.0, 0.0, 0.5]), TOY.embed(QUERIES))
+    assert a.describe()["weights"] != before  # a new calibration is a different router
+
+
+def test_mf_training_uses_local_random_generators_only() -> None:
+    import random
+
+    import torch
+
+    data = synthetic_data()
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    states = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone())
+    a = train_router("mf", data, TOY.embed, embedder=TOY, dim=8, max_epochs=2, progress=False, seed=3)
+    assert random.getstate() == states[0]
+    np.testing.assert_array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.get_rng_state(), states[2])
+    torch.manual_seed(999)  # a different global state does not change the result: the seed is the router's
+    b = train_router("mf", data, TOY.embed, embedder=TOY, dim=8, max_epochs=2, progress=False, seed=3)
+    np.testing.assert_array_equal(a.P, b.P)
+    assert a.describe()["weights"] == b.describe()["weights"]

@@ -6,7 +6,12 @@ import re
 
 # canonical -> spellings seen in the paper's data, alpaca_eval, routerbench, zeroeval and Chatbot Arena
 ALIASES: dict[str, tuple[str, ...]] = {
-    "gpt-4-1106-preview": ("gpt4_1106_preview", "gpt-4-1106-preview", "gpt-4-turbo-1106", "openai/gpt-4-1106-preview"),
+    "gpt-4-1106-preview": (
+        "gpt4_1106_preview",
+        "gpt-4-1106-preview",
+        "gpt-4-turbo-1106",
+        "openai/gpt-4-1106-preview",
+    ),
     "mixtral-8x7b-instruct-v0.1": (
         "mistralai/Mixtral-8x7B-Instruct-v0.1",
         "Mixtral-8x7B-Instruct-v0.1",
@@ -23,9 +28,17 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "claude-1": ("claude", "claude-v1", "claude-1"),
     "claude-instant-1": ("claude-instant-v1", "claude-instant-1.2", "claude-instant-1"),
     "llama-2-70b-chat": ("llama-2-70b-chat-hf", "meta/llama-2-70b-chat", "llama-2-70b-chat"),
-    "mistral-7b-instruct-v0.2": ("Mistral-7B-Instruct-v0.2", "mistralai/mistral-7b-chat", "mistral-7b-instruct-v0.2"),
+    "mistral-7b-instruct-v0.2": (
+        "Mistral-7B-Instruct-v0.2",
+        "mistralai/mistral-7b-chat",
+        "mistral-7b-instruct-v0.2",
+    ),
     "yi-34b-chat": ("zero-one-ai/Yi-34B-Chat", "Yi-34B-Chat", "yi-34b-chat"),
 }
+
+#: The paper's model pair, the default strong and weak models of the bundled routers, data sets and the CLI.
+DEFAULT_STRONG_MODEL = "gpt-4-1106-preview"
+DEFAULT_WEAK_MODEL = "mixtral-8x7b-instruct-v0.1"
 
 _LOOKUP: dict[str, str] = {}
 for _canon, _names in ALIASES.items():

@@ -5,25 +5,36 @@ Not a router itself; routers import this, `router.py`, `embedders.py` and `check
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from routing_core.calibration import PlattScaler, calibrator_from_dict, reference_quantiles
 from routing_core.checkpoints import write_checkpoint
 from routing_core.embedders import DEFAULT_EMBEDDER, Embedder, resolve_embedder
-from routing_core.errors import CheckpointError
-from routing_core.router import Router
+from routing_core.errors import CheckpointError, NotFittedError, UnknownModelError
+from routing_core.router import Router, TrainsOn
+from routing_core.splits import in_share
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
 
 class TrainedRouter(Router):
-    """A router fitted on data: raw scores from `_raw_scores`, then an optional Platt calibration."""
+    """A router fitted on data: raw scores from `_raw_scores`, then an optional Platt calibration.
 
-    needs_training = True
+    Subclasses take every hyperparameter in `__init__` (stored under the same name), implement `_raw_scores`,
+    `fit`, `train` (from a TrainingData), `state()` (fitted JSON fields and tensors) and `load`, and call
+    `self._mark_fitted()` at the end of `fit`/`load`. `get_params()` then drives `describe()`, `__repr__` and the
+    checkpoint config, and `fingerprint()` hashes the fitted state so two trained routers of one kind differ.
+    """
+
+    needs_training: ClassVar[bool] = True
+    uses_embeddings: ClassVar[bool] = True
+    trains_on: ClassVar[TrainsOn] = "pairs"
 
     def __init__(self, embedder: str | Embedder | None = None) -> None:
         self.embedder_spec = embedder
@@ -31,6 +42,53 @@ class TrainedRouter(Router):
         self.calibrator: PlattScaler | None = None
         self.reference_win_rates: np.ndarray | None = None
         self.training_info: dict[str, Any] = {}
+        self._fitted = False
+        self._fingerprint: str | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to `__init__`; the embedder by name (an object is not a parameter value)."""
+        return {n: (self.embedder_name if n == "embedder" else getattr(self, n)) for n in self.param_names()}
+
+    @classmethod
+    def params_from_config(cls, config: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        """`__init__` keyword arguments from a checkpoint config, the caller's non-None overrides winning."""
+        out = {n: config[n] for n in cls.param_names() if n in config}
+        out.update({k: v for k, v in overrides.items() if v is not None})
+        return out
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the router has weights (fitted in this process, or loaded from a checkpoint)."""
+        return self._fitted
+
+    def _mark_fitted(self) -> None:
+        """Record that the fitted state changed (end of `fit`, `load`, calibration): the fingerprint is redone."""
+        self._fitted = True
+        self._fingerprint = None
+
+    def check_fitted(self) -> None:
+        """Raise `NotFittedError` unless fitted; routers call it before scoring."""
+        if not self._fitted:
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted: call fit()/train_router() first or load a checkpoint "
+                f"(routing_core.load_router)"
+            )
+
+    def fingerprint(self) -> str | None:
+        """sha256 (16 hex digits) over the checkpoint config and tensors; None while unfitted. Cached."""
+        if not self._fitted:
+            return None
+        if self._fingerprint is None:
+            params, tensors = self.state()
+            config = {**self.get_params(), **params, **self.common_params()}
+            config.pop("training", None)  # provenance, not behaviour
+            h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+            for name in sorted(tensors):
+                t = np.ascontiguousarray(tensors[name])
+                h.update(f"{name}:{t.dtype}:{t.shape}".encode())
+                h.update(t.tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     @property
     def embedder(self) -> Embedder:
@@ -40,17 +98,19 @@ class TrainedRouter(Router):
         return self._embedder
 
     @property
-    def embedder_name(self) -> str:
+    def embedder_name(self) -> str | None:
+        """The embedder's name (the default embedder's when none was given); None for routers without one."""
+        if not self.uses_embeddings:
+            return None
         spec = self.embedder_spec
         return spec.name if spec is not None and not isinstance(spec, str) else (spec or DEFAULT_EMBEDDER)
 
     def embed(self, prompts: Sequence[str]) -> np.ndarray:
+        """Embed prompts with this router's embedder."""
         return self.embedder.embed(list(prompts))
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
-
-    uses_embeddings = True
 
     def raw_scores(self, prompts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """Uncalibrated strong-win scores in [0, 1]; pass precomputed embeddings to skip the embedder."""
@@ -69,23 +129,30 @@ class TrainedRouter(Router):
     def calibrate_scores(self, scores: np.ndarray) -> np.ndarray:
         return scores if self.calibrator is None else self.calibrator.transform(scores)
 
-    def fit_calibration(self, prompts: Sequence[str], targets: np.ndarray, embeddings: np.ndarray | None = None) -> None:
+    def fit_calibration(
+        self, prompts: Sequence[str], targets: np.ndarray, embeddings: np.ndarray | None = None
+    ) -> None:
         """Platt-scale raw scores on held-out examples so that win rates are probabilities (comparable across
         routers); a monotone map, so it changes thresholds but not the ranking (APGR/CPT)."""
         raw = self.raw_scores(prompts, embeddings)
         self.calibrator = PlattScaler().fit(raw, np.asarray(targets, dtype=np.float64))
+        self._fingerprint = None
 
     def set_reference(self, win_rates: np.ndarray) -> None:
         """Store a summary of win rates on a reference prompt sample for strong_fraction -> threshold."""
         self.reference_win_rates = reference_quantiles(win_rates, 201)
+        self._fingerprint = None
 
     # --- checkpoints -------------------------------------------------------------------------------------
 
     def common_params(self) -> dict[str, Any]:
+        """Checkpoint fields every trained router has: embedder, calibrator, reference win rates, provenance."""
         return {
             "embedder": self.embedder_name,
             "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
-            "reference_win_rates": None if self.reference_win_rates is None else [round(float(x), 6) for x in self.reference_win_rates],
+            "reference_win_rates": None
+            if self.reference_win_rates is None
+            else [round(float(x), 6) for x in self.reference_win_rates],
             "training": self.training_info,
         }
 
@@ -97,6 +164,7 @@ class TrainedRouter(Router):
         ref = config.get("reference_win_rates")
         self.reference_win_rates = None if ref is None else np.asarray(ref, dtype=np.float64)
         self.training_info = dict(config.get("training") or {})
+        self._mark_fitted()
 
     def float32_keys(self) -> np.ndarray:
         """float32 copy of a router's fp16 `keys` (stored small), converted once rather than on every call."""
@@ -109,46 +177,29 @@ class TrainedRouter(Router):
     def save(self, folder: str | Path, card: str | None = None) -> Path:
         """Write this router as a checkpoint folder (JSON config + safetensors + model card)."""
         params, tensors = self.state()
-        return write_checkpoint(folder, self.name, {**params, **self.common_params()}, tensors, card)
+        config = {**self.get_params(), **params, **self.common_params()}
+        return write_checkpoint(folder, self.name, config, tensors, card)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Router-specific JSON params and tensors."""
+        """Fitted, router-specific JSON fields (hyperparameters come from `get_params`) and tensors."""
         raise NotImplementedError
 
 
 def resolve_model(name: str, models: Sequence[str], role: str) -> int:
     """Index of `name` (or its canonical spelling) among a router's trained models; else a clear error."""
     from routing_core.data.aliases import canonical_model
-    from routing_core.errors import UnknownModelError
 
     for cand in (name, canonical_model(name)):
         if cand in models:
             return list(models).index(cand)
-    raise UnknownModelError(f"{role} model {name!r} is not one this router was trained on; known models: {', '.join(models)}")
+    raise UnknownModelError(
+        f"{role} model {name!r} is not one this router was trained on; known models: {', '.join(models)}"
+    )
 
 
 def embedder_for(config: dict[str, Any], override: str | Embedder | None) -> str | Embedder | None:
     """The embedder to use when loading: the caller's, else the one named in the checkpoint."""
     return override if override is not None else config.get("embedder")
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float, w: np.ndarray | None = None, iters: int = 50) -> np.ndarray:
-    """Weighted L2-regularised logistic regression with soft targets by Newton's method; last column is bias."""
-    n, d = X.shape
-    Xb = np.hstack([X, np.ones((n, 1))]).astype(np.float64)
-    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
-    theta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 1e-6
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(Xb @ theta, -30, 30)))
-        g = Xb.T @ (w * (p - y)) + reg * theta
-        H = (Xb * (w * p * (1 - p))[:, None]).T @ Xb + np.diag(reg)
-        step = np.linalg.solve(H, g)
-        theta -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    return theta
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:
@@ -158,13 +209,8 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 def split_pairs(pairs: Sequence[Any], val_fraction: float = 0.1) -> tuple[list[Any], list[Any]]:
     """Train/validation split of PairExamples by prompt text (stable, so reruns agree)."""
-    import hashlib
-
-    def is_val(p: str) -> bool:
-        return int(hashlib.sha1(p.encode()).hexdigest()[:8], 16) % 1000 < val_fraction * 1000
-
-    tr = [x for x in pairs if not is_val(x.prompt)]
-    va = [x for x in pairs if is_val(x.prompt)]
+    tr = [x for x in pairs if not in_share(x.prompt, val_fraction)]
+    va = [x for x in pairs if in_share(x.prompt, val_fraction)]
     return tr, va
 
 
@@ -185,7 +231,7 @@ def fine_tune(
     """The fine-tuning loop the transformer routers share: seeded shuffles, cross-entropy on
     `forward(batch indices)` against `targets[batch]`, gradient clipping at 1.0, a progress bar with the loss."""
     import torch
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weight)
     g = torch.Generator().manual_seed(seed)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from routing_core.batching import map_length_sorted
-from routing_core.checkpoints import load_tensors
+from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors
 from routing_core.embedders import minilm_path
 from routing_core.errors import CheckpointError
 from routing_core.routers._base import TrainedRouter, fine_tune, split_pairs
@@ -37,13 +37,25 @@ class BertRouter(TrainedRouter):
 
     name = "bert"
     uses_embeddings = False
+    trains_on = "pairs"
 
-    def __init__(self, backbone: str = DEFAULT_BACKBONE, mode: str = "top", train_layers: int = 2, max_length: int = 256, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        backbone: str = DEFAULT_BACKBONE,
+        mode: str = "top",
+        train_layers: int = 2,
+        max_length: int = 256,
+        batch_size: int = 32,
+        epochs: int = 2,
+        lr: float = 5e-5,
+        seed: int = 0,
+    ) -> None:
         super().__init__(embedder=None)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.backbone, self.mode, self.train_layers = backbone, mode, int(train_layers)
         self.max_length, self.batch_size = int(max_length), int(batch_size)
+        self.epochs, self.lr, self.seed = int(epochs), float(lr), int(seed)
         self._model: Any = None
         self._tok: Any = None
         self._head: Any = None
@@ -59,8 +71,8 @@ class BertRouter(TrainedRouter):
 
         if self._model is None:
             path = _backbone_path(self.backbone)
-            self._tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self._model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+            self._tok = AutoTokenizer.from_pretrained(path, **TOKENIZER_KWARGS)
+            self._model = AutoModel.from_pretrained(path, **PRETRAINED_KWARGS).eval()
             self._head = torch.nn.Linear(self._model.config.hidden_size, 3)
 
     def trainable_names(self) -> list[str]:
@@ -78,7 +90,9 @@ class BertRouter(TrainedRouter):
     def _logits(self, prompts: Sequence[str], grad: bool = False) -> Any:
         import torch
 
-        enc = self._tok(list(prompts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        enc = self._tok(
+            list(prompts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         with torch.set_grad_enabled(grad):
             hidden = self._model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -91,47 +105,76 @@ class BertRouter(TrainedRouter):
         def strong_wins(batch: list[str]) -> np.ndarray:
             return torch.softmax(self._logits(batch), dim=-1)[:, 0].double().numpy()
 
+        self.check_fitted()
         with self._lock, torch.inference_mode():
             self._build()
             return map_length_sorted(prompts, self.batch_size, strong_wins)
 
-    def fit(self, prompts: list[str], labels: np.ndarray, epochs: int = 2, lr: float = 5e-5, seed: int = 0, progress: bool = True) -> BertRouter:
-        """Cross-entropy on labels 0 (strong wins), 1 (tie), 2 (weak wins); AdamW, linear decay."""
+    def fit(self, prompts: list[str], labels: np.ndarray, progress: bool = True) -> BertRouter:
+        """Cross-entropy on labels 0 (strong wins), 1 (tie), 2 (weak wins); AdamW, linear decay.
+
+        Seeded inside a forked RNG (head initialisation, dropout), so the global torch state is left untouched.
+        """
         import torch
 
-        torch.manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self._fit(prompts, labels, progress)
+
+    def _fit(self, prompts: list[str], labels: np.ndarray, progress: bool) -> BertRouter:
+        import torch
+
+        epochs, lr, seed = self.epochs, self.lr, self.seed
         self._build()
         trainable = set(self.trainable_names())
         for n, p in self._model.named_parameters():
             p.requires_grad_(n in trainable)
         params = [p for p in self._model.parameters() if p.requires_grad] + list(self._head.parameters())
         head_lr = max(lr, 1e-3) if self.mode == "frozen" else lr * 10
-        opt = torch.optim.AdamW([
-            {"params": [p for p in self._model.parameters() if p.requires_grad], "lr": lr},
-            {"params": list(self._head.parameters()), "lr": head_lr},
-        ], weight_decay=0.01)
+        opt = torch.optim.AdamW(
+            [
+                {"params": [p for p in self._model.parameters() if p.requires_grad], "lr": lr},
+                {"params": list(self._head.parameters()), "lr": head_lr},
+            ],
+            weight_decay=0.01,
+        )
         y = torch.tensor(np.asarray(labels), dtype=torch.long)
         counts = torch.bincount(y, minlength=3).float().clamp(min=1)
         steps = epochs * ((len(prompts) + self.batch_size - 1) // self.batch_size)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(1, steps)))
         self._model.train()
-        fine_tune(lambda idx: self._logits([prompts[j] for j in idx], grad=True), y, params, opt, len(prompts),
-                  self.batch_size, epochs, seed, "bert fine-tuning", progress, sched, class_weight=counts.sum() / (3 * counts))
+        fine_tune(
+            lambda idx: self._logits([prompts[j] for j in idx], grad=True),
+            y,
+            params,
+            opt,
+            len(prompts),
+            self.batch_size,
+            epochs,
+            seed,
+            "bert fine-tuning",
+            progress,
+            sched,
+            class_weight=counts.sum() / (3 * counts),
+        )
         self._model.eval()
         with torch.no_grad():
             for n, p in self._model.named_parameters():
                 p.requires_grad_(False)
                 if n in trainable:  # run what is saved: trained layers are stored in fp16
                     p.copy_(p.half().float())
-        self.training_info.update({"mode": self.mode, "train_layers": self.train_layers, "epochs": epochs, "lr": lr, "examples": len(prompts)})
+        self.training_info.update({"examples": len(prompts)})
+        self._mark_fitted()
         return self
 
     @classmethod
     def train(cls, data: Any, embed: Any = None, **opts: Any) -> BertRouter:
         """Build and fit from TrainingData's strong-vs-weak examples."""
         tr, _ = split_pairs(data.pairs)
-        r = cls(opts.get("backbone", DEFAULT_BACKBONE), opts.get("mode", "top"), int(opts.get("train_layers", 2)), int(opts.get("max_length", 256)))
-        return r.fit([x.prompt for x in tr], np.array([x.label for x in tr]), int(opts.get("epochs", 2)), float(opts.get("lr", 5e-5)), int(opts.get("seed", 0)))
+        r = cls(**cls.params_from_config(opts))
+        return r.fit(
+            [x.prompt for x in tr], np.array([x.label for x in tr]), progress=bool(opts.get("progress", True))
+        )
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._build()
@@ -139,19 +182,21 @@ class BertRouter(TrainedRouter):
         tensors = {f"backbone.{n}": sd[n].detach().numpy().astype(np.float16) for n in self.trainable_names()}
         tensors["head.weight"] = self._head.weight.detach().numpy().astype(np.float32)
         tensors["head.bias"] = self._head.bias.detach().numpy().astype(np.float32)
-        return {"backbone": self.backbone, "mode": self.mode, "train_layers": self.train_layers, "max_length": self.max_length}, tensors
+        return {}, tensors
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any], backbone: str | None = None, **_: Any) -> BertRouter:
         import torch
 
-        r = cls(backbone or config["backbone"], config["mode"], int(config["train_layers"]), int(config["max_length"]))
+        r = cls(**cls.params_from_config(config, backbone=backbone))
         tensors = load_tensors(folder)
         r._build()
         expected = set(r.trainable_names())
         got = {k.removeprefix("backbone.") for k in tensors if k.startswith("backbone.")}
         if got != expected or "head.weight" not in tensors or "head.bias" not in tensors:
-            raise CheckpointError(f"{folder}: weights do not match the {r.mode!r} mode of backbone {r.backbone!r}")
+            raise CheckpointError(
+                f"{folder}: weights do not match the {r.mode!r} mode of backbone {r.backbone!r}"
+            )
         sd = r._model.state_dict()
         try:
             for n in expected:

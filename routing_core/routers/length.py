@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from routing_core.routers._base import TrainedRouter, fit_logistic
+from routing_core.calibration import fit_logistic
+from routing_core.routers._base import TrainedRouter
 
 
 def log_length(prompts: list[str]) -> np.ndarray:
@@ -21,10 +22,12 @@ class LengthRouter(TrainedRouter):
     name = "length"
     needs_training = False
     uses_embeddings = False
+    trains_on = "pairs"
 
     def __init__(self, a: float = 1.0, b: float = -5.0) -> None:
         super().__init__(embedder=None)
         self.a, self.b = float(a), float(b)
+        self._fitted = True  # the defaults are a usable baseline
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         return 1 / (1 + np.exp(-(self.a * log_length(prompts) + self.b)))
@@ -34,6 +37,7 @@ class LengthRouter(TrainedRouter):
         self.a, self.b = float(a), float(b)
         if self.a <= 0:  # keep the baseline what it claims to be: longer is never less likely strong
             self.a = 1e-3
+        self._mark_fitted()
         return self
 
     @classmethod
@@ -45,15 +49,12 @@ class LengthRouter(TrainedRouter):
         return cls().fit([x.prompt for x in tr], np.array([x.target for x in tr]))
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"a": self.a, "b": self.b}, {}
-
-    def common_params(self) -> dict[str, Any]:
-        d = super().common_params()
-        d["embedder"] = None
-        return d
+        """No fitted state beyond the parameters a and b."""
+        return {}, {}
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any], **kwargs: Any) -> LengthRouter:
-        r = cls(float(config.get("a", 1.0)), float(config.get("b", -5.0)))
+        """Rebuild from a checkpoint config (a and b)."""
+        r = cls(**cls.params_from_config(config))
         r.restore_common(config, folder)
         return r

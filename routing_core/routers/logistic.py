@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from routing_core.calibration import fit_logistic
 from routing_core.checkpoints import load_tensors, require
 from routing_core.embedders import Embedder
-from routing_core.routers._base import TrainedRouter, embedder_for, fit_logistic, log_loss
+from routing_core.routers._base import TrainedRouter, embedder_for, log_loss
 
 
 def length_features(prompts: list[str]) -> np.ndarray:
@@ -34,6 +35,7 @@ class LogisticRouter(TrainedRouter):
     """P(strong wins) = sigmoid(w . [embedding, size features] + b), L2 strength chosen on a validation split."""
 
     name = "logistic"
+    trains_on = "pairs"
 
     def __init__(self, l2: float | None = None, embedder: str | Embedder | None = None) -> None:
         super().__init__(embedder)
@@ -41,7 +43,8 @@ class LogisticRouter(TrainedRouter):
         self.coef: np.ndarray | None = None
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        assert self.coef is not None and embeddings is not None, "LogisticRouter is not fitted"
+        self.check_fitted()
+        assert self.coef is not None and embeddings is not None
         z = features(prompts, embeddings) @ self.coef[:-1] + self.coef[-1]
         return 1 / (1 + np.exp(-np.clip(z, -30, 30)))
 
@@ -59,12 +62,14 @@ class LogisticRouter(TrainedRouter):
         for l2 in grid:
             coef = fit_logistic(X, y, float(l2 if l2 is not None else 3.0))
             self.coef = coef
+            self._mark_fitted()
             loss = log_loss(self._raw_scores(val[0], val[2]), val[1]) if val is not None else 0.0
             if best is None or loss < best[0]:
                 best = (loss, l2, coef)
         assert best is not None
         _, self.l2, self.coef = best
         self.training_info["l2"] = self.l2
+        self._mark_fitted()  # the coefficients kept are the best grid point's
         return self
 
     @classmethod
@@ -73,18 +78,22 @@ class LogisticRouter(TrainedRouter):
         from routing_core.routers._base import split_pairs
 
         tr, va = split_pairs(data.pairs)
-        r = cls(opts.get("l2"), opts.get("embedder"))
+        r = cls(**cls.params_from_config(opts))
         pt, pv = [x.prompt for x in tr], [x.prompt for x in va]
         yv = np.array([x.target for x in va])
         return r.fit(pt, np.array([x.target for x in tr]), embed(pt), (pv, yv, embed(pv)) if va else None)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The coefficients (embedding dims, size features, bias)."""
+        self.check_fitted()
         assert self.coef is not None
-        return {"l2": self.l2}, {"coef": self.coef.astype(np.float32)}
+        return {}, {"coef": self.coef.astype(np.float32)}
 
     @classmethod
-    def load(cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None) -> LogisticRouter:
-        r = cls(config.get("l2"), embedder_for(config, embedder))
+    def load(
+        cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None
+    ) -> LogisticRouter:
+        r = cls(**cls.params_from_config(config, embedder=embedder_for(config, embedder)))
         (coef,) = require(load_tensors(folder), folder, "coef")
         r.coef = coef.astype(np.float64)
         r.restore_common(config, folder)

@@ -18,16 +18,23 @@ from typing import Any
 import numpy as np
 
 from routing_core.checkpoints import load_tensors, require
+from routing_core.data.aliases import DEFAULT_STRONG_MODEL, DEFAULT_WEAK_MODEL
 from routing_core.embedders import Embedder
 from routing_core.errors import CheckpointError
 from routing_core.routers._base import TrainedRouter, embedder_for, resolve_model
 
-DEFAULT_STRONG = "gpt-4-1106-preview"
-DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
+DEFAULT_STRONG = DEFAULT_STRONG_MODEL  # kept for imports of the old names
+DEFAULT_WEAK = DEFAULT_WEAK_MODEL
 
 
 def bradley_terry(
-    i: np.ndarray, j: np.ndarray, wins_i: np.ndarray, n: np.ndarray, num: int, l2: float = 1e-2, iters: int = 50
+    i: np.ndarray,
+    j: np.ndarray,
+    wins_i: np.ndarray,
+    n: np.ndarray,
+    num: int,
+    l2: float = 1e-2,
+    iters: int = 50,
 ) -> np.ndarray:
     """Global BT strengths (natural-log scale) from aggregated counts: item i beat j `wins_i` times out of n."""
     theta = np.zeros(num)
@@ -57,11 +64,12 @@ class SWRankingRouter(TrainedRouter):
     """The paper's SW ranking router (gamma = 10, tiers from a global BT fit)."""
 
     name = "sw_ranking"
+    trains_on = "battles"
 
     def __init__(
         self,
-        strong_model: str = DEFAULT_STRONG,
-        weak_model: str = DEFAULT_WEAK,
+        strong_model: str = DEFAULT_STRONG_MODEL,
+        weak_model: str = DEFAULT_WEAK_MODEL,
         num_tiers: int = 10,
         gamma: float = 10.0,
         l2: float = 1.0,
@@ -70,7 +78,12 @@ class SWRankingRouter(TrainedRouter):
     ) -> None:
         super().__init__(embedder)
         self.strong_model, self.weak_model = strong_model, weak_model
-        self.num_tiers, self.gamma, self.l2, self.newton_steps = int(num_tiers), float(gamma), float(l2), int(newton_steps)
+        self.num_tiers, self.gamma, self.l2, self.newton_steps = (
+            int(num_tiers),
+            float(gamma),
+            float(l2),
+            int(newton_steps),
+        )
         self.models: list[str] = []
         self.model_tier: np.ndarray | None = None  # (num_models,) tier index per model
         self.keys: np.ndarray | None = None  # (U, d) unique training-prompt embeddings
@@ -85,7 +98,14 @@ class SWRankingRouter(TrainedRouter):
         w = resolve_model(self.weak_model, self.models, "weak")
         return int(self.model_tier[s]), int(self.model_tier[w])
 
-    def fit(self, prompts: Sequence[str], model_a: Sequence[str], model_b: Sequence[str], outcome_a: np.ndarray, embeddings: dict[str, np.ndarray] | np.ndarray) -> SWRankingRouter:
+    def fit(
+        self,
+        prompts: Sequence[str],
+        model_a: Sequence[str],
+        model_b: Sequence[str],
+        outcome_a: np.ndarray,
+        embeddings: dict[str, np.ndarray] | np.ndarray,
+    ) -> SWRankingRouter:
         """Fit tiers and aggregate battles. `outcome_a` is 1 / 0.5 / 0 for model_a winning / tie / losing;
         `embeddings` maps prompt -> vector, or is a matrix aligned with the unique prompts in first-seen order."""
         self.models = sorted(set(model_a) | set(model_b))
@@ -103,7 +123,9 @@ class SWRankingRouter(TrainedRouter):
         self.num_tiers = T
         s_tier, w_tier = self._tiers()
         if s_tier == w_tier:
-            raise ValueError(f"{self.strong_model!r} and {self.weak_model!r} fall in the same tier; use more tiers")
+            raise ValueError(
+                f"{self.strong_model!r} and {self.weak_model!r} fall in the same tier; use more tiers"
+            )
         ta, tb = self.model_tier[a], self.model_tier[b]
         keep = ta != tb  # same-tier battles say nothing about tier strengths
         lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
@@ -128,19 +150,42 @@ class SWRankingRouter(TrainedRouter):
         used = counts.sum(1) > 0
         self.keys = keys[used].astype(np.float16)
         # stored as fp16: counts are small integers and wins multiples of 0.5, so the round trip is exact
-        self.wins, self.counts = wins[used].astype(np.float16).astype(np.float32), counts[used].astype(np.float16).astype(np.float32)
+        self.wins, self.counts = (
+            wins[used].astype(np.float16).astype(np.float32),
+            counts[used].astype(np.float16).astype(np.float32),
+        )
         self.pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         tier_theta = np.zeros(T)
         P = self.pairs
-        tier_theta = bradley_terry(P[:, 0], P[:, 1], self.wins.sum(0).astype(np.float64), self.counts.sum(0).astype(np.float64), T, l2=1e-3)
+        tier_theta = bradley_terry(
+            P[:, 0],
+            P[:, 1],
+            self.wins.sum(0).astype(np.float64),
+            self.counts.sum(0).astype(np.float64),
+            T,
+            l2=1e-3,
+        )
         self.prior = tier_theta
-        self.training_info.update({"battles": int(len(y)), "cross_tier_battles": int(keep.sum()), "prompts": int(used.sum()),
-                                   "tiers": {m: int(t) for m, t in zip(self.models, self.model_tier, strict=True)}})
+        self._mark_fitted()
+        self.training_info.update(
+            {
+                "battles": int(len(y)),
+                "cross_tier_battles": int(keep.sum()),
+                "prompts": int(used.sum()),
+                "tiers": {m: int(t) for m, t in zip(self.models, self.model_tier, strict=True)},
+            }
+        )
         return self
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        assert self.keys is not None and self.wins is not None and self.counts is not None and self.pairs is not None
-        assert self.prior is not None and embeddings is not None, "SWRankingRouter is not fitted"
+        self.check_fitted()
+        assert (
+            self.keys is not None
+            and self.wins is not None
+            and self.counts is not None
+            and self.pairs is not None
+        )
+        assert self.prior is not None and embeddings is not None
         s_tier, w_tier = self._tiers()
         out = np.empty(embeddings.shape[0])
         keys = self.float32_keys()
@@ -149,7 +194,9 @@ class SWRankingRouter(TrainedRouter):
             sims = embeddings[i : i + 256].astype(np.float32) @ keys.T  # (B, U)
             top = np.maximum(sims.max(axis=1, keepdims=True), 1e-6)
             w = np.exp(log_g * (1.0 + sims / top))
-            w /= w.mean(axis=1, keepdims=True)  # scale-free: only relative weights matter, l2 stays comparable
+            w /= w.mean(
+                axis=1, keepdims=True
+            )  # scale-free: only relative weights matter, l2 stays comparable
             theta = self._fit_batch(w @ self.wins, w @ self.counts)
             out[i : i + 256] = 1 / (1 + np.exp(-(theta[:, s_tier] - theta[:, w_tier])))
         return out
@@ -180,33 +227,72 @@ class SWRankingRouter(TrainedRouter):
         index: dict[str, int] = {}
         for b in battles:
             index.setdefault(b.prompt, len(index))
-        r = cls(opts.get("strong_model", DEFAULT_STRONG), opts.get("weak_model", DEFAULT_WEAK), int(opts.get("num_tiers", 10)),
-                float(opts.get("gamma", 10.0)), float(opts.get("l2", 1.0)), embedder=opts.get("embedder"))
+        r = cls(**cls.params_from_config(opts))
         outcome = np.array([{"model_a": 1.0, "model_b": 0.0, "tie": 0.5}[b.winner] for b in battles])
-        return r.fit([b.prompt for b in battles], [b.model_a for b in battles], [b.model_b for b in battles], outcome, embed(list(index)))
+        return r.fit(
+            [b.prompt for b in battles],
+            [b.model_a for b in battles],
+            [b.model_b for b in battles],
+            outcome,
+            embed(list(index)),
+        )
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        assert self.keys is not None and self.model_tier is not None and self.wins is not None and self.counts is not None
+        self.check_fitted()
+        assert (
+            self.keys is not None
+            and self.model_tier is not None
+            and self.wins is not None
+            and self.counts is not None
+        )
         assert self.pairs is not None and self.prior is not None
-        params = {"strong_model": self.strong_model, "weak_model": self.weak_model, "num_tiers": self.num_tiers,
-                  "gamma": self.gamma, "l2": self.l2, "newton_steps": self.newton_steps, "models": self.models}
-        tensors = {"keys": self.keys, "wins": self.wins.astype(np.float16), "counts": self.counts.astype(np.float16),
-                   "pairs": self.pairs, "model_tier": self.model_tier, "prior": self.prior.astype(np.float32)}
+        params = {"models": self.models}
+        tensors = {
+            "keys": self.keys,
+            "wins": self.wins.astype(np.float16),
+            "counts": self.counts.astype(np.float16),
+            "pairs": self.pairs,
+            "model_tier": self.model_tier,
+            "prior": self.prior.astype(np.float32),
+        }
         return params, tensors
 
     @classmethod
-    def load(cls, folder: Path, config: dict[str, Any], strong_model: str | None = None, weak_model: str | None = None,
-             embedder: str | Embedder | None = None) -> SWRankingRouter:
-        r = cls(strong_model or config["strong_model"], weak_model or config["weak_model"], int(config["num_tiers"]),
-                float(config["gamma"]), float(config["l2"]), int(config["newton_steps"]), embedder_for(config, embedder))
+    def load(
+        cls,
+        folder: Path,
+        config: dict[str, Any],
+        strong_model: str | None = None,
+        weak_model: str | None = None,
+        embedder: str | Embedder | None = None,
+    ) -> SWRankingRouter:
+        r = cls(
+            **cls.params_from_config(
+                config,
+                strong_model=strong_model,
+                weak_model=weak_model,
+                embedder=embedder_for(config, embedder),
+            )
+        )
         r.models = list(config["models"])
         t = load_tensors(folder)
-        keys, wins, counts, pairs, tiers, prior = require(t, folder, "keys", "wins", "counts", "pairs", "model_tier", "prior")
-        if not (keys.shape[0] == wins.shape[0] == counts.shape[0]) or wins.shape[1] != pairs.shape[0] or len(tiers) != len(r.models):
+        keys, wins, counts, pairs, tiers, prior = require(
+            t, folder, "keys", "wins", "counts", "pairs", "model_tier", "prior"
+        )
+        if (
+            not (keys.shape[0] == wins.shape[0] == counts.shape[0])
+            or wins.shape[1] != pairs.shape[0]
+            or len(tiers) != len(r.models)
+        ):
             raise CheckpointError(f"{folder}: tensor shapes do not match")
         r.keys, r.wins, r.counts = keys, wins.astype(np.float32), counts.astype(np.float32)
-        r.pairs, r.model_tier, r.prior = pairs.astype(np.int64), tiers.astype(np.int64), prior.astype(np.float64)
+        r.pairs, r.model_tier, r.prior = (
+            pairs.astype(np.int64),
+            tiers.astype(np.int64),
+            prior.astype(np.float64),
+        )
         r._tiers()
         if strong_model in (None, config["strong_model"]) and weak_model in (None, config["weak_model"]):
             r.restore_common(config, folder)
+        r._mark_fitted()
         return r
