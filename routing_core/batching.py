@@ -27,20 +27,45 @@ import numpy as np
 
 
 def map_length_sorted(
-    texts: Sequence[str], batch_size: int, fn: Callable[[list[str]], np.ndarray], width: int | None = None
+    texts: Sequence[str],
+    batch_size: int,
+    fn: Callable[[list[str]], np.ndarray],
+    width: int | None = None,
+    split_padding: bool = False,
 ) -> np.ndarray:
     """Apply `fn` to batches of texts sorted by length and return its rows in the original order.
 
     `fn` maps a list of texts to an array with one row (or one value) per text; `width` is the row width
-    (None for one value per text).
+    (None for one value per text). With `split_padding`, a batch is also cut where padding every text to the
+    next one's length would more than double the work (and add over PAD_SLACK_CHARS characters), so one long
+    text does not make ten short ones pay for its length.
     """
     shape = (len(texts),) if width is None else (len(texts), width)
     out = np.zeros(shape, dtype=np.float32 if width else np.float64)
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    for start in range(0, len(texts), batch_size):
-        idx = order[start : start + batch_size]
+    lengths = [len(t) for t in texts]
+    order = [int(i) for i in np.argsort(lengths, kind="stable")]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in order:
+        n = lengths[i]
+        padded = (len(current) + 1) * n
+        too_uneven = (
+            split_padding and current and padded > 2 * (total + n) and padded - total - n > PAD_SLACK_CHARS
+        )
+        if len(current) == batch_size or too_uneven:
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += n
+    if current:
+        batches.append(current)
+    for idx in batches:
         out[idx] = fn([texts[i] for i in idx])
     return out
+
+
+PAD_SLACK_CHARS = 2048  # ~500 tokens of padding are tolerated before a batch is split
 
 
 @dataclass(slots=True)

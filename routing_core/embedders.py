@@ -132,7 +132,9 @@ class TransformerEmbedder:
             return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).float().cpu().numpy()
 
         with torch.inference_mode():
-            return l2_normalise(map_length_sorted(items, self.batch_size, pooled, self.dim))
+            return l2_normalise(
+                map_length_sorted(items, self.batch_size, pooled, self.dim, split_padding=True)
+            )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of `texts`, batched with concurrent callers' texts."""
@@ -222,7 +224,7 @@ class OnnxMiniLMEmbedder:
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             return (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
 
-        return l2_normalise(map_length_sorted(items, self.batch_size, pooled, self.dim))
+        return l2_normalise(map_length_sorted(items, self.batch_size, pooled, self.dim, split_padding=True))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of `texts`, batched with concurrent callers' texts."""

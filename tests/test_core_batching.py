@@ -226,3 +226,26 @@ def test_bad_batcher_settings_are_named() -> None:
         MicroBatcher(lambda x: np.zeros(len(x)), window_s=5)
     with pytest.raises(ValueError, match="at least one item"):
         MicroBatcher(lambda x: np.zeros(len(x))).run([])
+
+
+def test_one_long_text_does_not_pad_a_batch_of_short_ones() -> None:
+    from routing_core.batching import map_length_sorted
+
+    seen: list[list[str]] = []
+
+    def fn(batch: list[str]) -> np.ndarray:
+        seen.append(batch)
+        return np.array([len(t) for t in batch], dtype=np.float64)
+
+    texts = ["short question"] * 10 + ["L" * 4096]
+    np.testing.assert_array_equal(
+        map_length_sorted(texts, 64, fn, split_padding=True), [len(t) for t in texts]
+    )
+    assert sorted(len(b) for b in seen) == [1, 10]
+    seen.clear()
+    similar = [f"prompt {'x' * (i % 40)}" for i in range(64)]
+    map_length_sorted(similar, 64, fn, split_padding=True)
+    assert len(seen) == 1  # chat-length prompts of similar lengths still share one batch
+    seen.clear()
+    map_length_sorted(texts, 64, fn)
+    assert len(seen) == 1  # without the option: one batch, as before

@@ -8,12 +8,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from test_core_batching import CountingEmbedder, toy_mf  # noqa: I001  (tests/ is on sys.path)
 
 from routing_core.embedders import ENTRY_OVERHEAD_BYTES, CachedEmbedder, CallableEmbedder
 from routing_core.text import CHARS_PER_TOKEN, SEPARATOR, chars_for_tokens, clip_for_tokens, clip_text
 from routing_core.threads import ENV_VAR, default_threads, resolve_threads
-
-from test_core_batching import CountingEmbedder, toy_mf  # noqa: I001  (tests/ is on sys.path)
 
 
 def test_clip_keeps_head_and_tail_at_exactly_the_bound() -> None:
