@@ -59,7 +59,13 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux ru_maxrss is in KiB)."""
+    """Peak resident memory of this process in MiB: VmHWM (ru_maxrss is inherited from the parent across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -250,7 +256,7 @@ async def timed_gather(make: Callable[[str], Awaitable[Any]], prompts: list[str]
     return time.perf_counter() - t
 
 
-def concurrency_rows(router: Any, n: int) -> list[dict[str, Any]]:
+def concurrency_rows(router: Any, n: int, quick: bool = False) -> list[dict[str, Any]]:
     """200 concurrent routed vs direct async calls on real clients (stub server) and scripted fakes."""
     from langchain_openai import ChatOpenAI
     from llama_index.core.llms import ChatMessage
@@ -322,6 +328,9 @@ def concurrency_rows(router: Any, n: int) -> list[dict[str, Any]]:
                 lambda m, p: m.achat([ChatMessage(role="user", content=p)]),
             ),
         ]
+
+        if quick:  # the real clients only
+            variants = [v for v in variants if "stub" in v[0]]
 
         async def run_all() -> None:
             for label, direct, routed, call in variants:
@@ -492,8 +501,9 @@ def run_agreement_child(n: int) -> dict[str, Any]:
     if shared_data_dir() is None:
         return {"error": "../shared/data not found"}
     bench = mmlu_benchmark("train")
-    items = bench.items[: max(0, n - 500)]
-    arena = arena_hard_prompts()[: max(0, min(500, n - len(items)))]
+    n_arena = min(500, n // 6)
+    items = bench.items[: n - n_arena]
+    arena = arena_hard_prompts()[:n_arena]
     prompts = [it.prompt for it in items] + arena
     torch_emb, onnx_emb = TransformerEmbedder(), OnnxMiniLMEmbedder()
     torch_emb.embed(["warm"])
@@ -646,11 +656,11 @@ def synthetic_battles(n: int, dim: int = 384, num_models: int = 64, seed: int = 
     }
 
 
-def run_original_child(kind: str, n_battles: int, n_single: int, n_conc: int) -> dict[str, Any]:
-    """The original classes, embedding via the local MiniLM, synthetic weights; timings as for ours."""
+def import_original() -> tuple[Any, Any, Any, Any]:
+    """The original package's modules, with `litellm` stubbed (fixed-latency acompletion) and the OpenAI
+    embedding client replaced by the local MiniLM: (mf_model, routers, sw_utils, Controller)."""
     import types
 
-    t0 = time.perf_counter()
     os.environ.setdefault("OPENAI_API_KEY", "not-used")  # OpenAI() is built at import; no request is made
     litellm = types.ModuleType("litellm")  # the controller imports it; the calls go to a fixed-latency stub
 
@@ -661,7 +671,6 @@ def run_original_child(kind: str, n_battles: int, n_single: int, n_conc: int) ->
     litellm.acompletion, litellm.completion = acompletion, lambda **kw: {"model": kw.get("model")}  # type: ignore[attr-defined]
     sys.modules["litellm"] = litellm
     sys.path.insert(0, str(original_source()))
-    import pandas as pd  # type: ignore[import-untyped]
     import routellm.routers.matrix_factorization.model as mf_model  # type: ignore[import-not-found]
     import routellm.routers.routers as rr  # type: ignore[import-not-found]
     import routellm.routers.similarity_weighted.utils as sw_utils  # type: ignore[import-not-found]
@@ -669,20 +678,35 @@ def run_original_child(kind: str, n_battles: int, n_single: int, n_conc: int) ->
 
     local = LocalOpenAIEmbeddings()
     for mod in (mf_model, rr, sw_utils):
-        mod.OPENAI_CLIENT = local  # type: ignore[attr-defined]
+        mod.OPENAI_CLIENT = local
+    return mf_model, rr, sw_utils, Controller
+
+
+def original_mf() -> tuple[Any, Any]:
+    """The original Controller with its MF router on synthetic weights of the right shapes (384-d MiniLM input)."""
+    mf_model, _, _, Controller = import_original()
+    folder = tempfile.mkdtemp(prefix="routellm-mf-")
+    mf_model.MFModel(dim=128, num_models=64, text_dim=384, num_classes=1, use_proj=True).save_pretrained(
+        folder
+    )
+    ctl = Controller(
+        routers=["mf"],
+        strong_model="gpt-4-1106-preview",
+        weak_model="mixtral-8x7b-instruct-v0.1",
+        config={"mf": {"checkpoint_path": folder, "text_dim": 384}},
+    )
+    return ctl, ctl.routers["mf"]
+
+
+def run_original_child(kind: str, n_battles: int, n_single: int, n_conc: int) -> dict[str, Any]:
+    """The original classes, embedding via the local MiniLM, synthetic weights; timings as for ours."""
+    t0 = time.perf_counter()
+    import pandas as pd  # type: ignore[import-untyped]
+
+    _, rr, sw_utils, Controller = import_original()
     out: dict[str, Any] = {}
     if kind == "mf":
-        folder = tempfile.mkdtemp(prefix="routellm-mf-")
-        mf_model.MFModel(dim=128, num_models=64, text_dim=384, num_classes=1, use_proj=True).save_pretrained(
-            folder
-        )
-        ctl = Controller(
-            routers=["mf"],
-            strong_model="gpt-4-1106-preview",
-            weak_model="mixtral-8x7b-instruct-v0.1",
-            config={"mf": {"checkpoint_path": folder, "text_dim": 384}},
-        )
-        router = ctl.routers["mf"]
+        ctl, router = original_mf()
     else:
         data = synthetic_battles(n_battles)
         t_build = time.perf_counter()
@@ -736,6 +760,52 @@ def run_original_child(kind: str, n_battles: int, n_single: int, n_conc: int) ->
         out["conc_s"] = asyncio.run(go())
     out["rss_mb"] = peak_rss_mb()
     return out
+
+
+def run_mf_pair_child(n_single: int, reps: int) -> dict[str, Any]:
+    """Ours (torch and int8 embedder) and the original MF in one process, calls interleaved (ABCABC...), so the
+    machine's load hits all three alike: single-decision p50/p95 and batch-64 prompts/s."""
+    import pandas as pd  # type: ignore[import-untyped]
+
+    from routing_core import load_router
+
+    ctl, orig = original_mf()
+    ours = load_router("mf")
+    ours_onnx = load_router("mf", embedder="onnx-int8")
+    calls = {
+        "ours": lambda p: ours.win_rate([p]),
+        "ours_onnx": lambda p: ours_onnx.win_rate([p]),
+        "original": orig.calculate_strong_win_rate,
+    }
+    batches = {
+        "ours": lambda ps: ours.win_rate(ps),
+        "ours_onnx": lambda ps: ours_onnx.win_rate(ps),
+        "original": lambda ps: ctl.batch_calculate_win_rate(pd.Series(ps), "mf"),
+    }
+    for k, fn in calls.items():
+        fn(f"warm up {k}")
+    lat: dict[str, list[float]] = {k: [] for k in calls}
+    for i, p in enumerate(chat_prompts(n_single, "pair")):
+        for k, fn in calls.items():
+            t = time.perf_counter()
+            fn(f"{p} [{k}]")
+            lat[k].append(1000 * (time.perf_counter() - t))
+        del i
+    rate: dict[str, list[float]] = {k: [] for k in calls}
+    for r in range(reps):
+        for k, fn in batches.items():
+            ps = chat_prompts(64, f"pair-batch-{k}-{r}")
+            t = time.perf_counter()
+            fn(ps)
+            rate[k].append(64 / (time.perf_counter() - t))
+    return {
+        k: {
+            "p50_ms": statistics.median(lat[k]),
+            "p95_ms": pct(lat[k], 95),
+            "batch_per_s": statistics.median(rate[k]),
+        }
+        for k in calls
+    }
 
 
 def run_ours_sw_child(n_battles: int, n_single: int) -> dict[str, Any]:
@@ -800,23 +870,19 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args._child)
 
     q = args.quick
-    n_single, reps = (20, 2) if q else (100, 5)
+    n_single, reps = (15, 1) if q else (100, 5)
     skip = set(filter(None, args.skip.split(",")))
     from routing_core.checkpoints import bundled_names
     from routing_core.threads import default_threads
 
-    names = (
-        args.routers.split(",")
-        if args.routers
-        else [n for n in bundled_names() if n != "causal_llm" or not q]
-    )
+    names = args.routers.split(",") if args.routers else (["mf", "sw_ranking"] if q else bundled_names())
     results: dict[str, Any] = {"quick": q, "default_threads": default_threads(), "cores": os.cpu_count()}
     started = time.perf_counter()
     load = os.getloadavg()[0]
 
     rows: list[tuple[str, dict[str, Any]]] = []
     if "routers" not in skip:
-        for th in (1, 2):
+        for th in (default_threads(),) if q else (1, 2):
             rows.append(
                 (
                     f"floor: bare MiniLM forward, {th} thread(s)",
@@ -859,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     mf.win_rate(["warm up"])
     conc: list[dict[str, Any]] = []
     if "concurrency" not in skip:
-        conc = concurrency_rows(mf, 200)
+        conc = concurrency_rows(mf, 200, q)
         results["concurrency"] = conc
     longp: dict[str, Any] = {}
     if "long" not in skip:
@@ -871,14 +937,15 @@ def main(argv: list[str] | None = None) -> int:
         results["wrappers"] = wrap
     agree: dict[str, Any] = {}
     if "onnx" not in skip:
-        agree = child(["--_child", "agreement", str(600 if q else 3000)])
+        agree = child(["--_child", "agreement", str(240 if q else 3000)])
         results["onnx_agreement"] = agree
     orig: dict[str, Any] = {}
     if "original" not in skip:
-        nb = 20_000 if q else 170_000
+        nb = 10_000 if q else 170_000
         orig = {
             "mf": child(["--_child", "original", "mf", "0", str(n_single), "200"]),
-            "sw": child(["--_child", "original", "sw", str(nb), "3" if q else "8", "0"]),
+            "sw": child(["--_child", "original", "sw", str(nb), "2" if q else "8", "0"]),
+            "pair": child(["--_child", "mf_pair", str(n_single), str(max(2, reps))]),
             "ours_sw": child(["--_child", "ours_sw", str(nb), str(n_single)]),
             "battles": nb,
         }
@@ -1022,14 +1089,17 @@ def print_original(
     if "error" in om:
         print(f"original MF: {om['error'][:100]}")
     else:
-        line("MF single decision p50 ms", default_mf.get("p50_ms"), om.get("p50_ms"))
-        line("MF single decision p95 ms", default_mf.get("p95_ms"), om.get("p95_ms"))
-        line(
-            "MF batch of 64, prompts/s (orig/ours = ours x)",
-            default_mf.get("batch_per_s"),
-            om.get("batch_per_s"),
-            True,
-        )
+        pair = orig.get("pair", {})
+        if "error" in pair or not pair:
+            print(f"interleaved MF pair: {pair.get('error', 'not run')[:100]}")
+        else:
+            o, t, x = pair["original"], pair["ours"], pair["ours_onnx"]
+            line("MF single decision p50 ms (interleaved)", t["p50_ms"], o["p50_ms"])
+            line("  ours with embedder=onnx-int8", x["p50_ms"], o["p50_ms"])
+            line("MF single decision p95 ms (interleaved)", t["p95_ms"], o["p95_ms"])
+            line("  ours with embedder=onnx-int8", x["p95_ms"], o["p95_ms"])
+            line("MF batch of 64, prompts/s (interleaved)", t["batch_per_s"], o["batch_per_s"], True)
+            line("  ours with embedder=onnx-int8", x["batch_per_s"], o["batch_per_s"], True)
         line("MF cold start s (import + load + 1st)", default_mf.get("cold_s"), om.get("cold_s"))
         line("MF process peak RSS MB", default_mf.get("rss_mb"), om.get("rss_mb"))
         line("MF 200 concurrent async calls, 0.3 s, wall s", fake and fake["routed_s"], om.get("conc_s"))
@@ -1060,6 +1130,8 @@ def child_main(argv: list[str]) -> int:
         out = run_agreement_child(int(rest[0]))
     elif mode == "original":
         out = run_original_child(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
+    elif mode == "mf_pair":
+        out = run_mf_pair_child(int(rest[0]), int(rest[1]))
     elif mode == "ours_sw":
         out = run_ours_sw_child(int(rest[0]), int(rest[1]))
     else:

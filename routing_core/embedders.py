@@ -94,11 +94,27 @@ class TransformerEmbedder:
             name=f"routellm-embed-{self.name}",
             setup=self._setup_worker,
             sort_key=len,
+            inline_fn=self._embed_inline,
         )
         self.dim = 384 if model_path is None else int(self._load()[0].config.hidden_size)
 
     def _setup_worker(self) -> None:
         set_torch_threads_for_this_thread(self.num_threads)
+
+    def _embed_inline(self, items: list[str]) -> np.ndarray:
+        """The forward pass in the caller's thread (an idle batcher), at the routing thread count for this call."""
+        import torch
+
+        before = torch.get_num_threads()
+        if before != self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        try:
+            return self._embed_batch(items)
+        finally:
+            if before != self.num_threads:
+                torch.set_num_threads(
+                    before
+                )  # the caller's own setting (and the process start value) as it was
 
     def _load(self) -> tuple[Any, Any]:
         with self._load_lock:
@@ -185,6 +201,7 @@ class OnnxMiniLMEmbedder:
             window_s=window_s,
             name="routellm-embed-onnx",
             sort_key=len,
+            inline_fn=self._embed_batch,
         )
 
     @property

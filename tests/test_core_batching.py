@@ -38,6 +38,9 @@ class CountingEmbedder(TransformerEmbedder):
     def _setup_worker(self) -> None:  # no torch in these tests
         pass
 
+    def _embed_inline(self, items: list[str]) -> np.ndarray:
+        return self._embed_batch(items)
+
     def _embed_batch(self, items: list[str]) -> np.ndarray:
         self.passes.append(list(items))
         if self.gate is not None and len(self.passes) == 1:
@@ -249,3 +252,18 @@ def test_one_long_text_does_not_pad_a_batch_of_short_ones() -> None:
     seen.clear()
     map_length_sorted(texts, 64, fn)
     assert len(seen) == 1  # without the option: one batch, as before
+
+
+def test_a_lone_call_runs_in_the_callers_thread_and_concurrent_ones_still_batch() -> None:
+    where: list[str] = []
+
+    def fn(items: list[str]) -> np.ndarray:
+        where.append(threading.current_thread().name)
+        return np.array([len(t) for t in items], dtype=np.float64)
+
+    b = MicroBatcher(fn, name="lone-test", inline_fn=fn)
+    np.testing.assert_array_equal(b.run(["abc"]), [3.0])
+    assert where == [threading.current_thread().name]  # no hand-off to the worker for an idle batcher
+    b.inline_fn = None
+    b.run(["abcd"])
+    assert where[-1] == "lone-test"  # without it, the worker runs the call
