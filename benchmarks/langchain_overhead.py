@@ -1,7 +1,7 @@
 """How much does RoutedChatModel add to a call, beyond the router's own win-rate time?
 
 Measured side by side in one run, against a zero-latency fake chat model (a constant answer, streamed as one chunk:
-`ZeroLatencyStreamingChat` in tests/lc_fakes.py), so the numbers are LangChain plumbing and nothing else:
+`ZeroLatencyStreamingChat` in langchain_routellm/testing.py), so the numbers are LangChain plumbing and nothing else:
 
     direct   the fake model called on its own (BaseChatModel.invoke/stream/ainvoke)
     router   router.win_rate([prompt]) alone
@@ -23,16 +23,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from langchain_routellm import RoutedChatModel
+from langchain_routellm.testing import ZeroLatencyStreamingChat  # answers "ok" at once; streams one chunk
 from routing_core import load_router
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from lc_fakes import ZeroLatencyStreamingChat  # noqa: E402  (answers "ok" at once; streams one chunk)
 
 
 def _time_sync(fn: Callable[[str], Any], prompts: list[str], n: int) -> float:

@@ -5,7 +5,7 @@ the decision with Python logging, and sums calls, tokens (from usage metadata, o
 per side. `summary()` tells what routing saved against sending everything to the strong model. The same event is
 visible in `astream_events`, shown at the end.
 
-Runs offline by default on scripted fakes (tests/lc_fakes.py), priced like gpt-4o / gpt-4o-mini. With `--openai`
+Runs offline by default on scripted fakes (langchain_routellm/testing.py), priced like gpt-4o / gpt-4o-mini. With `--openai`
 (OPENAI_API_KEY set and `pip install langchain-openai`) the same code runs on real models, priced from
 routing_core's default price table; nothing else changes.
 
@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import sys
-from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
@@ -37,8 +36,7 @@ def make_models(use_openai: bool) -> tuple[BaseChatModel, BaseChatModel, dict[st
             ChatOpenAI(model="gpt-4o-mini"),
             {},
         )  # default price table knows these
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from lc_fakes import FakeAnthropicChat, FakeOpenAIChat  # scripted, offline
+    from langchain_routellm.testing import FakeAnthropicChat, FakeOpenAIChat  # scripted, offline
 
     prices = {"fake-gpt-4o": Price(2.5, 10.0), "fake-mini": Price(0.15, 0.6)}  # USD per 1M tokens (in, out)
     return FakeOpenAIChat(model_name="fake-gpt-4o"), FakeAnthropicChat(model_name="fake-mini"), prices

@@ -1,6 +1,6 @@
 """RoutedChatModel in an LCEL chain: prompt | routed model | StrOutputParser.
 
-Runs offline by default on two scripted fake chat models (tests/lc_fakes.py) that speak different provider
+Runs offline by default on two scripted fake chat models (langchain_routellm/testing.py) that speak different provider
 dialects. With `--openai` (and OPENAI_API_KEY set, plus `pip install langchain-openai`) the same chain runs on
 real models; nothing else in the code changes.
 
@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
-from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -31,8 +29,7 @@ def make_models(use_openai: bool) -> tuple[BaseChatModel, BaseChatModel]:
 
         # Mixing providers works too, e.g. weak=ChatAnthropic(model="claude-3-5-haiku-latest").
         return ChatOpenAI(model="gpt-4o"), ChatOpenAI(model="gpt-4o-mini")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from lc_fakes import FakeAnthropicChat, FakeOpenAIChat  # scripted, offline
+    from langchain_routellm.testing import FakeAnthropicChat, FakeOpenAIChat  # scripted, offline
 
     return FakeOpenAIChat(model_name="fake-gpt-4o"), FakeAnthropicChat(model_name="fake-haiku")
 
@@ -44,7 +41,7 @@ class PrintRoute(BaseCallbackHandler):
         if name == ROUTE_EVENT:
             win = "n/a" if data["win_rate"] is None else f"{data['win_rate']:.3f}"
             print(
-                f"  [route] {data['model']:<6} {data['model_name']:<14} win_rate={win} threshold={data['threshold']:.3f}"
+                f"  [route] {data['side']:<6} {data['model_name']:<14} win_rate={win} threshold={data['threshold']:.3f}"
             )
 
 

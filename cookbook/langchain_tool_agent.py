@@ -4,7 +4,7 @@ The tools are bound once on the routed model; at each step the chosen model rece
 (OpenAI-style function tools for one side, Anthropic-style `input_schema` tools for the other). Every step of one
 conversation is routed on the user's request, not on tool output, so a task stays on one model.
 
-Runs offline by default on scripted fakes (tests/lc_fakes.py). With `--openai` (OPENAI_API_KEY set and
+Runs offline by default on scripted fakes (langchain_routellm/testing.py). With `--openai` (OPENAI_API_KEY set and
 `pip install langchain-openai`) the same loop runs on real models; nothing else changes.
 
     python cookbook/langchain_tool_agent.py [--openai] [--router random] [--strong-fraction 0.5]
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -47,8 +45,10 @@ def make_models(use_openai: bool) -> tuple[BaseChatModel, BaseChatModel]:
 
         # Different providers work the same way, e.g. weak=ChatAnthropic(model="claude-3-5-haiku-latest").
         return ChatOpenAI(model="gpt-4o", temperature=0), ChatOpenAI(model="gpt-4o-mini", temperature=0)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from lc_fakes import FakeAnthropicChat, FakeOpenAIChat  # scripted, offline, different tool dialects
+    from langchain_routellm.testing import (  # scripted, offline, different tool dialects
+        FakeAnthropicChat,
+        FakeOpenAIChat,
+    )
 
     return FakeOpenAIChat(model_name="fake-gpt-4o"), FakeAnthropicChat(model_name="fake-haiku")
 
@@ -66,13 +66,13 @@ def run_agent(model: RoutedChatModel, question: str, max_steps: int = 6) -> list
         route = ai.response_metadata[METADATA_KEY]
         messages.append(ai)
         if not ai.tool_calls:
-            print(f"  step {step}: [{route['model']}/{route['model_name']}] answer: {ai.text}")
+            print(f"  step {step}: [{route['side']}/{route['model_name']}] answer: {ai.text}")
             return messages
         for call in ai.tool_calls:
             result = TOOLS[call["name"]].invoke(call)  # a ToolMessage carrying call["id"]
             assert isinstance(result, ToolMessage)
             print(
-                f"  step {step}: [{route['model']}/{route['model_name']}] {call['name']}({call['args']}) "
+                f"  step {step}: [{route['side']}/{route['model_name']}] {call['name']}({call['args']}) "
                 f"-> {result.content}"
             )
             messages.append(result)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for question in questions:
         print(f"Q: {question}")
         transcript = run_agent(model, question)
-        sides = {m.response_metadata[METADATA_KEY]["model"] for m in transcript if isinstance(m, AIMessage)}
+        sides = {m.response_metadata[METADATA_KEY]["side"] for m in transcript if isinstance(m, AIMessage)}
         print(f"  ({len(transcript)} messages; answered by the {'/'.join(sorted(sides))} model)\n")
     return 0
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import (
@@ -24,7 +24,8 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableBinding
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-Side = Literal["strong", "weak"]
+from routing_core.policy import Decision, Side, pick_routing_text
+
 SIDES: tuple[Side, Side] = ("strong", "weak")
 
 #: Name of the custom callback event sent once per routed call (see `RoutedChatModel`).
@@ -33,6 +34,16 @@ ROUTE_EVENT = "routellm_route"
 METADATA_KEY = "routellm"
 #: Private call keyword carrying a routing decision made before the chat-model run starts.
 ROUTE_KWARG = "_routellm_route"
+#: Call keyword forcing the side of one call (same name as in the LlamaIndex wrapper); `model=` also works.
+FORCE_KWARG = "routellm_model"
+
+
+def pop_forced(kwargs: dict[str, Any]) -> Any:
+    """Pop the forced-side call keyword: `routellm_model=` (both wrappers), else `model=` (this wrapper's first
+    name for it, kept working)."""
+    forced = kwargs.pop(FORCE_KWARG, None)
+    legacy = kwargs.pop("model", None)
+    return forced if forced is not None else legacy
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -60,6 +71,12 @@ def is_user_message(message: BaseMessage) -> bool:
     return message.type == "human" or (isinstance(message, ChatMessage) and message.role == "user")
 
 
+def routing_text_and_source(messages: Sequence[BaseMessage]) -> tuple[str, str]:
+    """The routing text of a conversation and where it came from, by the policy's rule
+    (`routing_core.policy.pick_routing_text`): the last human message with text, else an earlier one."""
+    return pick_routing_text((is_user_message(m), message_text(m)) for m in messages)
+
+
 def default_routing_text(messages: Sequence[BaseMessage]) -> str:
     """The text the router sees by default: the last human message that has any text.
 
@@ -68,12 +85,7 @@ def default_routing_text(messages: Sequence[BaseMessage]) -> str:
     text (only system/AI/tool messages, or images only) the result is the empty string, which `RoutedChatModel`
     sends to its `no_text_model` side without consulting the router.
     """
-    for message in reversed(messages):
-        if is_user_message(message):
-            text = message_text(message)
-            if text.strip():
-                return text
-    return ""
+    return routing_text_and_source(messages)[0]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -124,6 +136,12 @@ class Route:
     payload: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     target: EventTarget | None = None
+    decision: Decision | None = None
+
+    @classmethod
+    def of(cls, decision: Decision) -> Route:
+        """The route of a policy decision (its payload computed once, shared by the event and the metadata)."""
+        return cls(decision.side, decision.payload(), decision=decision)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         # Stable and run-independent: langchain-core puts call kwargs into the LLM cache key.

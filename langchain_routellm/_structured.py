@@ -4,7 +4,7 @@
 every provider fills the same way. The other methods are provider dialects (OpenAI `response_format`, ...), so each
 side's own `with_structured_output` is asked once for its binding kwargs and its parser; at call time the chosen
 side's kwargs are forwarded, and the answer is parsed with the parser of the side that produced it (read from
-`response_metadata["routellm"]["model"]`).
+`response_metadata["routellm"]["side"]`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class StructuredSpec:
     @staticmethod
     def _side(message: BaseMessage) -> Side:
         record = message.response_metadata.get(METADATA_KEY) if isinstance(message, BaseMessage) else None
-        side = record.get("model") if isinstance(record, dict) else None
+        side = record.get("side") if isinstance(record, dict) else None
         if side not in SIDES:
             raise ValueError(
                 "cannot parse structured output: the message has no response_metadata['routellm']['model'] "

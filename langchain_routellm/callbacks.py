@@ -1,4 +1,8 @@
-"""`RoutingCallbackHandler`: log routing decisions and keep running totals of calls, tokens and cost per side."""
+"""`RoutingCallbackHandler`: log routing decisions and keep running totals of calls, tokens and cost per side.
+
+A thin adapter: LangChain callbacks in, `routing_core.costs.CostLedger` records out (the same ledger, summary and
+savings arithmetic as the LlamaIndex event handler and the CLI).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -15,73 +19,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from langchain_routellm._routing import ROUTE_EVENT, SIDES, message_text
-from routing_core.costs import Price, PriceTable, count_tokens
+from routing_core.costs import CostLedger, Price, PriceTable, RoutingSummary, SideTotals, count_tokens
 
 _log = logging.getLogger("langchain_routellm")
-
-
-@dataclass
-class SideTotals:
-    """Running totals for one side."""
-
-    calls: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    estimated_calls: int = 0
-    """Calls whose token counts were estimated with tiktoken (no usage metadata from the provider)."""
-    cost: float | None = None
-    """USD; None when no call of this side had a known price."""
-    model_names: dict[str, int] = field(default_factory=dict)
-    """Model name (as reported by the provider, else the configured one) -> number of calls."""
-
-    def _add_cost(self, cost: float | None) -> None:
-        if cost is not None:
-            self.cost = (self.cost or 0.0) + cost
-
-
-@dataclass
-class RoutingSummary:
-    """What routing did: calls, tokens and cost per side, and what always calling the strong model would cost.
-
-    `always_strong_cost` prices every call's tokens (including the weak ones) at the strong model's price; it is
-    None when that price, or the price of some answered call, is unknown. `saved` and `saved_fraction` compare it
-    with `total_cost`.
-    """
-
-    strong: SideTotals
-    weak: SideTotals
-    strong_model: str | None
-    total_calls: int
-    strong_share: float | None
-    total_cost: float | None
-    always_strong_cost: float | None
-    saved: float | None
-    saved_fraction: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        def money(x: float | None) -> str:
-            return "n/a" if x is None else f"${x:,.6f}"
-
-        lines = [f"{'side':<8}{'calls':>7}{'errors':>8}{'in tok':>10}{'out tok':>10}{'cost':>14}  models"]
-        for side, t in (("strong", self.strong), ("weak", self.weak)):
-            names = ", ".join(sorted(t.model_names)) or "-"
-            lines.append(
-                f"{side:<8}{t.calls:>7}{t.errors:>8}{t.input_tokens:>10}{t.output_tokens:>10}{money(t.cost):>14}"
-                f"  {names}"
-            )
-        share = "n/a" if self.strong_share is None else f"{self.strong_share:.1%}"
-        lines.append(f"strong share: {share} of {self.total_calls} call(s)")
-        lines.append(f"cost: {money(self.total_cost)}  vs always-strong: {money(self.always_strong_cost)}")
-        if self.saved is not None:
-            frac = "" if self.saved_fraction is None else f" ({self.saved_fraction:.1%})"
-            lines.append(f"saved by routing: {money(self.saved)}{frac}")
-        else:
-            lines.append("saved by routing: n/a (price unknown: pass prices= to RoutingCallbackHandler)")
-        return "\n".join(lines)
 
 
 @dataclass
@@ -125,16 +65,12 @@ class RoutingCallbackHandler(BaseCallbackHandler):
         log_level: int = logging.INFO,
     ) -> None:
         super().__init__()
-        self.prices = prices if isinstance(prices, PriceTable) else PriceTable(prices)
+        self.ledger = CostLedger(prices, strong_model=strong_model, sides=SIDES)
+        self.prices = self.ledger.prices
         self.logger = logger or _log
         self.log_level = log_level
-        self._strong_model = strong_model
         self._lock = threading.Lock()
         self._pending: dict[UUID, _Pending] = {}
-        self._totals = {side: SideTotals() for side in SIDES}
-        # always-strong estimate: the strong price applied to every call's tokens
-        self._tokens_all = [0, 0]
-        self._unpriced_calls = 0
 
     # --- callback hooks -----------------------------------------------------------------------------------
 
@@ -159,12 +95,14 @@ class RoutingCallbackHandler(BaseCallbackHandler):
             return
         with self._lock:
             self._pending.setdefault(run_id, _Pending()).decision = dict(data)
+        if data.get("side") in SIDES:
+            self.ledger.record_decision(data["side"], data.get("reason", "router"))
         win_rate = data.get("win_rate")
         self.logger.log(
             self.log_level,
             "routellm route: %s -> %s (%s; router=%s win_rate=%s threshold=%s)",
             data.get("reason", "router"),
-            data.get("model"),
+            data.get("side"),
             data.get("model_name"),
             data.get("router"),
             "n/a" if win_rate is None else f"{win_rate:.4f}",
@@ -177,7 +115,7 @@ class RoutingCallbackHandler(BaseCallbackHandler):
         if pending is None or pending.decision is None:
             return
         decision = pending.decision
-        side = decision.get("model")
+        side = decision.get("side")
         if side not in SIDES:
             return
         message = _first_message(response)
@@ -189,21 +127,7 @@ class RoutingCallbackHandler(BaseCallbackHandler):
             tokens_in = sum(count_tokens(message_text(m)) for m in pending.messages or [])
             tokens_out = _estimate_output(message)
             estimated = True
-        cost = self.prices.cost(name, tokens_in, tokens_out)
-        with self._lock:
-            totals = self._totals[side]
-            totals.calls += 1
-            totals.input_tokens += tokens_in
-            totals.output_tokens += tokens_out
-            totals.estimated_calls += int(estimated)
-            totals._add_cost(cost)
-            if name:
-                totals.model_names[name] = totals.model_names.get(name, 0) + 1
-            if side == "strong" and self._strong_model is None:
-                self._strong_model = name
-            self._tokens_all[0] += tokens_in
-            self._tokens_all[1] += tokens_out
-            self._unpriced_calls += int(cost is None)
+        cost = self.ledger.record_usage(side, name, tokens_in, tokens_out, estimated=estimated)
         self.logger.debug(
             "routellm usage: %s %s in=%d out=%d%s cost=%s",
             side,
@@ -217,10 +141,9 @@ class RoutingCallbackHandler(BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
             pending = self._pending.pop(run_id, None)
-            side = pending.decision.get("model") if pending and pending.decision else None
-            if side in SIDES:
-                self._totals[side].errors += 1
+        side = pending.decision.get("side") if pending and pending.decision else None
         if side in SIDES:
+            self.ledger.record_error(side)
             self.logger.warning(
                 "routellm call on the %s model failed: %s: %s", side, type(error).__name__, error
             )
@@ -230,46 +153,15 @@ class RoutingCallbackHandler(BaseCallbackHandler):
     @property
     def totals(self) -> dict[str, SideTotals]:
         """A snapshot of the per-side totals."""
-        with self._lock:
-            return {side: _copy(t) for side, t in self._totals.items()}
+        return self.ledger.totals()
 
     def summary(self) -> RoutingSummary:
         """Calls, tokens and cost per side, and the savings against always calling the strong model."""
-        with self._lock:
-            strong, weak = _copy(self._totals["strong"]), _copy(self._totals["weak"])
-            tokens_in, tokens_out = self._tokens_all
-            unpriced = self._unpriced_calls
-            strong_model = self._strong_model
-        total = strong.calls + weak.calls
-        total_cost = None
-        if total and not unpriced:
-            total_cost = (strong.cost or 0.0) + (weak.cost or 0.0)
-        always = self.prices.cost(strong_model, tokens_in, tokens_out) if total else None
-        saved = None if always is None or total_cost is None else always - total_cost
-        return RoutingSummary(
-            strong=strong,
-            weak=weak,
-            strong_model=strong_model,
-            total_calls=total,
-            strong_share=strong.calls / total if total else None,
-            total_cost=total_cost,
-            always_strong_cost=always,
-            saved=saved,
-            saved_fraction=None if saved is None or not always else saved / always,
-        )
+        return self.ledger.summary()
 
     def reset(self) -> None:
         """Forget all totals (pending runs are kept)."""
-        with self._lock:
-            self._totals = {side: SideTotals() for side in SIDES}
-            self._tokens_all = [0, 0]
-            self._unpriced_calls = 0
-
-
-def _copy(t: SideTotals) -> SideTotals:
-    return SideTotals(
-        t.calls, t.errors, t.input_tokens, t.output_tokens, t.estimated_calls, t.cost, dict(t.model_names)
-    )
+        self.ledger.reset()
 
 
 def _first_message(response: LLMResult) -> BaseMessage | None:

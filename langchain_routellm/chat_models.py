@@ -27,13 +27,13 @@ from langchain_core.runnables import (
     RunnablePassthrough,
     ensure_config,
 )
-from langchain_core.runnables.config import run_in_executor
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from langchain_routellm._routing import (
+    FORCE_KWARG,
     METADATA_KEY,
     ROUTE_EVENT,
     ROUTE_KWARG,
@@ -45,25 +45,26 @@ from langchain_routellm._routing import (
     ToolSet,
     adispatch_route_event,
     can_stream,
-    default_routing_text,
     dispatch_route_event,
+    pop_forced,
     result_to_chunk,
+    routing_text_and_source,
     run_manager_kwargs,
     with_route_metadata,
 )
 from langchain_routellm._structured import STRUCTURED_KWARG, StructuredSpec
-from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, decide, load_router
+from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, load_router
 from routing_core.costs import count_tokens, get_encoding
+from routing_core.policy import TwoModelPolicy
 
 try:  # langchain-core >= 1.1 uses time-ordered run ids
     from langchain_core.utils.uuid import uuid7 as _new_run_id
 except ImportError:  # pragma: no cover - older langchain-core
-    from uuid import uuid4 as _new_run_id
+    from uuid import uuid4 as _new_run_id  # type: ignore[assignment]
 
 logger = logging.getLogger("langchain_routellm")
 
 _G = TypeVar("_G", bound=ChatGeneration)
-_AUTO = (None, "auto")
 # Standard constructor arguments of provider chat models that describe a client connection; a router has none.
 _CLIENT_ARGS = ("api_key", "base_url", "timeout", "max_retries", "organization", "default_headers")
 
@@ -139,7 +140,8 @@ class RoutedChatModel(BaseChatModel):
                 "model_name": "claude-3-5-haiku-20241022",
                 "routellm": {
                     "router": "random", "threshold": 0.7, "win_rate": 0.41,
-                    "model": "weak", "model_name": "claude-3-5-haiku-latest", "reason": "router",
+                    "side": "weak", "model_name": "claude-3-5-haiku-latest", "reason": "router",
+                    "source": "last_user_message", "text_hash": "9f2c...", "text_preview": "I love programming.",
                 },
                 ...
             },
@@ -240,10 +242,16 @@ class RoutedChatModel(BaseChatModel):
             "router": "random",  # router name
             "threshold": 0.7,  # threshold in use
             "win_rate": 0.41,  # router's strong-win rate; None when not consulted
-            "model": "weak",  # side that answered
+            "side": "weak",  # side that answered
             "model_name": "claude-3-5-haiku-latest",
-            "reason": "router",  # or "forced" (model= kwarg) or "no_text"
+            "reason": "router",  # or "forced" (routellm_model= / model= kwarg) or "no_text"
+            "source": "last_user_message",  # what was routed on ("earlier_user_message", "routing_text", ...)
+            "text_hash": "9f2c1e...",  # sha256 prefix of the routed text, to audit decisions
+            "text_preview": "I love programming.",  # its first 48 characters
         }
+
+        The schema is `routing_core.policy.PAYLOAD_KEYS`, identical in the LlamaIndex wrapper (one policy,
+        `routing_core.policy.TwoModelPolicy`, makes every decision of both).
         ```
 
         The same record is sent as a custom callback event named `routellm_route` (see `ROUTE_EVENT`) inside
@@ -305,6 +313,7 @@ class RoutedChatModel(BaseChatModel):
     """The tiktoken encoding used by `get_num_tokens` (offline)."""
 
     _names: dict[str, str] = PrivateAttr(default_factory=dict)
+    _policy: TwoModelPolicy = PrivateAttr()
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -356,21 +365,25 @@ class RoutedChatModel(BaseChatModel):
 
     @model_validator(mode="after")
     def _resolve_threshold(self) -> Self:
-        if self.threshold is None and self.strong_fraction is None:
-            raise ValueError(
-                "RoutedChatModel needs a threshold: pass threshold=<float in [0, 1]> (strong iff win_rate >= "
-                "threshold) or strong_fraction=<float in [0, 1]> (the target share of strong calls)"
-            )
-        if self.threshold is not None and self.strong_fraction is not None:
-            raise ValueError(
-                "pass either threshold or strong_fraction, not both (strong_fraction is turned into a threshold)"
-            )
-        if self.strong_fraction is not None:
-            self.threshold = check_threshold(self.router.threshold_for_strong_fraction(self.strong_fraction))
         if self.no_text_model not in SIDES:
             raise ValueError(f"no_text_model must be 'strong' or 'weak', got {self.no_text_model!r}")
         self._names = {side: _model_name(self._model(side)) for side in SIDES}
+        self._policy = TwoModelPolicy(
+            self.router,
+            self._names["strong"],
+            self._names["weak"],
+            threshold=self.threshold,
+            strong_fraction=self.strong_fraction,
+            no_text_side=self.no_text_model,
+            owner="RoutedChatModel",
+        )
+        self.threshold = self._policy.threshold
         return self
+
+    @property
+    def policy(self) -> TwoModelPolicy:
+        """The routing policy (routing_core.policy) making every decision of this model."""
+        return self._policy
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """What both models support: booleans and-ed, limits min-ed, other keys kept when equal."""
@@ -416,13 +429,15 @@ class RoutedChatModel(BaseChatModel):
         the real model; before a decision exists, provider "routellm" and "<strong>|<weak>" as the model."""
         route = kwargs.get(ROUTE_KWARG)
         side: Side | None = route.side if isinstance(route, Route) else None
-        requested = kwargs.get("model")
+        requested = kwargs.get(FORCE_KWARG, kwargs.get("model"))
         if side is None and isinstance(requested, str):
             side = self._match_side(requested)
         stop = stop if stop is not None else self.stop
         if side is not None:
             inner_kwargs = {
-                k: v for k, v in kwargs.items() if k not in (ROUTE_KWARG, STRUCTURED_KWARG, "model", "tools")
+                k: v
+                for k, v in kwargs.items()
+                if k not in (ROUTE_KWARG, STRUCTURED_KWARG, FORCE_KWARG, "model", "tools")
             }
             params = self._model(side)._get_ls_params(stop=stop, **inner_kwargs)
         else:
@@ -464,92 +479,48 @@ class RoutedChatModel(BaseChatModel):
         return self.strong if side == "strong" else self.weak
 
     def _match_side(self, requested: str) -> Side | None:
-        if requested in SIDES:
-            return requested  # type: ignore[return-value]
-        matches = [side for side in SIDES if self._names.get(side) == requested]
-        return matches[0] if len(matches) == 1 else None
-
-    def _forced_side(self, requested: Any) -> Side | None:
-        if requested in _AUTO:
+        try:
+            return self._policy.forced_side(requested)  # type: ignore[return-value]
+        except ValueError:
             return None
-        if isinstance(requested, str):
-            side = self._match_side(requested)
-            if side is not None:
-                return side
-            if requested in self._names.values():
-                raise ValueError(
-                    f"model={requested!r} names both routed models; use model='strong' or 'weak'"
-                )
-        raise ValueError(
-            f"model={requested!r} is not one of the routed models: use 'strong', 'weak', "
-            f"{self._names['strong']!r}, {self._names['weak']!r} or 'auto'"
-        )
 
-    def _text(self, messages: Sequence[BaseMessage]) -> str:
+    def _text(self, messages: Sequence[BaseMessage]) -> tuple[str, str]:
         if self.routing_text is None:
-            return default_routing_text(messages)
+            return routing_text_and_source(messages)
         text = self.routing_text(messages)
         if not isinstance(text, str):
             raise TypeError(f"routing_text must return a str, got {type(text).__name__}")
-        return text
+        return text, "routing_text"
 
-    def _record(self, side: Side, win_rate: float | None, reason: str) -> Route:
-        payload = {
-            "router": self.router.name,
-            "threshold": self.threshold,
-            "win_rate": win_rate,
-            "model": side,
-            "model_name": self._names[side],
-            "reason": reason,
-        }
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("routellm: %s -> %s (%s, win_rate=%s)", self.router.name, side, reason, win_rate)
-        return Route(side, payload)
-
-    def _precheck(self, messages: Sequence[BaseMessage], requested: Any) -> Route | str:
-        """A finished route when the router is not needed, else the text to route on."""
+    def _text_fn(self, messages: Sequence[BaseMessage]) -> Callable[[], tuple[str | None, str]]:
         if not messages:
             raise ValueError(
                 "RoutedChatModel received an empty message list: there is nothing to route or answer"
             )
-        side = self._forced_side(requested)
-        if side is not None:
-            return self._record(side, None, "forced")
-        text = self._text(messages)
-        if not text.strip():
-            return self._record(self.no_text_model, None, "no_text")
-        return text
-
-    def _decide(self, win_rates: Any) -> Route:
-        win_rate = float(win_rates[0])
-        return self._record(decide(win_rate, self.threshold).side, win_rate, "router")  # type: ignore[arg-type]
+        return lambda: self._text(messages)
 
     def route(self, messages: Sequence[BaseMessage], *, model: str | None = None) -> Route:
         """Decide without calling a model (what `invoke` would do). Errors are returned in `Route.error`."""
         try:
-            pre = self._precheck(messages, model)
-            return pre if isinstance(pre, Route) else self._decide(self.router.win_rate([pre]))
+            return Route.of(self._policy.decide_lazy(self._text_fn(messages), forced=model))
         except Exception as e:  # raised later, inside the chat-model run, so callbacks see it
             return Route(None, error=e)
 
     async def aroute(self, messages: Sequence[BaseMessage], *, model: str | None = None) -> Route:
-        """Async `route`: the router runs in a thread executor so the event loop is never blocked."""
+        """Async `route`: the router runs in a worker thread so the event loop is never blocked."""
         try:
-            pre = self._precheck(messages, model)
-            if isinstance(pre, Route):
-                return pre
-            return self._decide(await run_in_executor(None, self.router.win_rate, [pre]))
+            return Route.of(await self._policy.adecide_lazy(self._text_fn(messages), forced=model))
         except Exception as e:
             return Route(None, error=e)
 
     def _take_route(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Route:
         route = kwargs.pop(ROUTE_KWARG, None)
-        requested = kwargs.pop("model", None)
+        requested = pop_forced(kwargs)
         return route if isinstance(route, Route) else self.route(messages, model=requested)
 
     async def _atake_route(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Route:
         route = kwargs.pop(ROUTE_KWARG, None)
-        requested = kwargs.pop("model", None)
+        requested = pop_forced(kwargs)
         return route if isinstance(route, Route) else await self.aroute(messages, model=requested)
 
     # ------------------------------------------------------------------------------------------------------
@@ -570,7 +541,7 @@ class RoutedChatModel(BaseChatModel):
     ) -> LLMResult:
         if len(messages) == 1 and ROUTE_KWARG not in kwargs:
             run_id = run_id or _new_run_id()
-            route = self.route(messages[0], model=kwargs.pop("model", None))
+            route = self.route(messages[0], model=pop_forced(kwargs))
             self._carry(route, EventTarget(run_id, callbacks, tags, metadata), kwargs)
         return super().generate(
             messages,
@@ -597,7 +568,7 @@ class RoutedChatModel(BaseChatModel):
     ) -> LLMResult:
         if len(messages) == 1 and ROUTE_KWARG not in kwargs:
             run_id = run_id or _new_run_id()
-            route = await self.aroute(messages[0], model=kwargs.pop("model", None))
+            route = await self.aroute(messages[0], model=pop_forced(kwargs))
             self._carry(route, EventTarget(run_id, callbacks, tags, metadata), kwargs)
         return await super().agenerate(
             messages,
@@ -637,7 +608,7 @@ class RoutedChatModel(BaseChatModel):
         if ROUTE_KWARG not in kwargs:
             config, target = self._stream_config(config)
             input = self._convert_input(input)  # once: langchain-core takes a PromptValue as it is
-            route = self.route(input.to_messages(), model=kwargs.pop("model", None))
+            route = self.route(input.to_messages(), model=pop_forced(kwargs))
             self._carry(route, target, kwargs)
         yield from super().stream(input, config, stop=stop, **kwargs)
 
@@ -652,7 +623,7 @@ class RoutedChatModel(BaseChatModel):
         if ROUTE_KWARG not in kwargs:
             config, target = self._stream_config(config)
             input = self._convert_input(input)
-            route = await self.aroute(input.to_messages(), model=kwargs.pop("model", None))
+            route = await self.aroute(input.to_messages(), model=pop_forced(kwargs))
             self._carry(route, target, kwargs)
         async for chunk in super().astream(input, config, stop=stop, **kwargs):
             yield chunk
@@ -668,7 +639,7 @@ class RoutedChatModel(BaseChatModel):
         # stream_events(version="v3") hands the run manager to _stream; only the decision is made up front.
         if ROUTE_KWARG not in kwargs:
             input = self._convert_input(input)
-            kwargs[ROUTE_KWARG] = self.route(input.to_messages(), model=kwargs.pop("model", None))
+            kwargs[ROUTE_KWARG] = self.route(input.to_messages(), model=pop_forced(kwargs))
         return super()._chat_model_stream_v3(input, config, stop=stop, **kwargs)
 
     async def _achat_model_stream_v3(  # type: ignore[override]
@@ -681,7 +652,7 @@ class RoutedChatModel(BaseChatModel):
     ) -> Any:
         if ROUTE_KWARG not in kwargs:
             input = self._convert_input(input)
-            kwargs[ROUTE_KWARG] = await self.aroute(input.to_messages(), model=kwargs.pop("model", None))
+            kwargs[ROUTE_KWARG] = await self.aroute(input.to_messages(), model=pop_forced(kwargs))
         return await super()._achat_model_stream_v3(input, config, stop=stop, **kwargs)
 
     # ------------------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""RoutedLLM: a LlamaIndex LLM that sends each call to a strong or a weak LLM, as a RouteLLM router decides."""
+"""RoutedLLM: a LlamaIndex LLM that sends each call to a strong or a weak LLM, as a RouteLLM router decides.
+
+The LLM only; the decision is the core policy's (routing_core.policy), per-call bookkeeping is in `_calls.py`, text
+extraction in `_text.py`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,11 +24,9 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
-    TextBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SerializeAsAny
 from llama_index.core.callbacks import CallbackManager
-from llama_index.core.callbacks.token_counting import get_tokens_from_response
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 from llama_index.core.instrumentation.events.llm import LLMPredictEndEvent, LLMPredictStartEvent
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -40,15 +41,16 @@ from llama_index.core.llms.llm import (
 from llama_index.core.prompts import BasePromptTemplate
 from llama_index.core.types import Model, TokenAsyncGen, TokenGen
 
-from llamaindex_routellm.events import (
-    RoutedCallEndEvent,
-    RoutingDecision,
-    RoutingDecisionEvent,
-    Side,
+from llamaindex_routellm._calls import PAYLOAD_KEY, _Call
+from llamaindex_routellm._text import (
+    _check_messages,
+    _message_text,
+    _messages_text,
+    _route_text_from_messages,
 )
-from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, load_router
-from routing_core.costs import count_tokens
-from routing_core.policy import prefers_strong
+from llamaindex_routellm.events import RoutingDecision, Side
+from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, load_router
+from routing_core.policy import Decision, TwoModelPolicy, resolve_threshold
 
 if TYPE_CHECKING:
     from llama_index.core.chat_engine.types import AgentChatResponse
@@ -61,8 +63,6 @@ logger = logging.getLogger(__name__)
 FORCE_KWARG = "routellm_model"
 #: Internal keyword argument carrying a decision made ahead of the call (predict, tools, structured output).
 DECISION_KWARG = "routellm_decision"
-#: Key of the routing payload in responses' `additional_kwargs` (and in `AgentChatResponse.metadata`).
-PAYLOAD_KEY = "routellm"
 
 _SIDES: tuple[Side, Side] = ("strong", "weak")
 
@@ -87,184 +87,10 @@ def _check_side(value: Any) -> Side:
     return value
 
 
-def _message_text(message: ChatMessage) -> str | None:
-    """The text of a message (its text blocks joined), or None when it has no non-blank text."""
-    parts = [b.text for b in message.blocks if isinstance(b, TextBlock)]
-    text = "\n".join(p for p in parts if p)
-    return text if text.strip() else None
-
-
-def _check_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    if isinstance(messages, ChatMessage | str | bytes):
-        raise TypeError("messages must be a sequence of ChatMessage, not a single message; wrap it in a list")
-    items = list(messages)
-    if not items:
-        raise ValueError("RoutedLLM got no messages: a chat call needs at least one ChatMessage")
-    for i, m in enumerate(items):
-        if not isinstance(m, ChatMessage):
-            raise TypeError(f"messages[{i}] must be a ChatMessage, got {type(m).__name__}")
-    return items
-
-
-def _route_text_from_messages(messages: Sequence[ChatMessage]) -> tuple[str | None, str]:
-    """What to route a chat on: the last user message; without one, the last message that has text."""
-    for m in reversed(messages):
-        if m.role == MessageRole.USER:
-            return _message_text(m), "last_user_message"
-    for m in reversed(messages):
-        text = _message_text(m)
-        if text is not None:
-            return text, "last_message"
-    return None, "last_message"
-
-
-def _messages_text(messages: Sequence[ChatMessage]) -> str:
-    return "\n".join(f"{m.role.value}: {m.content or ''}" for m in messages)
-
-
-def _response_text(response: ChatResponse | CompletionResponse) -> str:
-    if isinstance(response, ChatResponse):
-        return response.message.content or ""
-    return response.text or ""
-
-
-def _tag(response: Any, payload: dict[str, Any]) -> Any:
-    """Store the routing payload in `response.additional_kwargs["routellm"]` (a fresh dict, never shared)."""
-    if isinstance(response, ChatResponse | CompletionResponse):
-        response.additional_kwargs = {
-            **(response.additional_kwargs or {}),
-            PAYLOAD_KEY: dict(payload),
-        }
-    return response
-
-
 def _min_known(a: int, b: int, default: int) -> int:
     """The smaller of two sizes, treating non-positive values as unknown."""
     known = [v for v in (a, b) if v is not None and v > 0]
     return min(known) if known else default
-
-
-class _Call:
-    """One routed call: dispatches the decision event now and the end event (with usage) exactly once.
-
-    Used as `with call: <call the chosen model>`: an exception raised inside ends the call as an error (and
-    propagates); then `finish(response)` or `wrap_stream(gen)`/`wrap_astream(gen)` tag what the model returned.
-    """
-
-    __slots__ = ("decision", "call", "payload", "_input_text", "_done")
-
-    def __init__(self, decision: RoutingDecision, call: str, input_text: Callable[[], str]) -> None:
-        self.decision = decision
-        self.call = call
-        self.payload = decision.to_payload()  # once per call: the event and every tagged response share it
-        self._input_text = input_text
-        self._done = False
-        logger.debug(
-            "routellm %s -> %s (%s, win rate %s, threshold %.4f, %s)",
-            call,
-            decision.side,
-            decision.model,
-            decision.win_rate,
-            decision.threshold,
-            decision.reason,
-        )
-        dispatcher.event(RoutingDecisionEvent(**self.payload, call=call))
-
-    def __enter__(self) -> _Call:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None:
-            self.end(error=exc)
-
-    def finish(self, response: Any) -> Any:
-        """End the call successfully and return `response` tagged with the decision."""
-        self.end(response)
-        return _tag(response, self.payload)
-
-    def wrap_stream(self, gen: Generator[Any, None, None]) -> Any:
-        """Tag every chunk; end the call when the stream is exhausted, fails or is closed."""
-
-        def wrapped() -> Generator[Any, None, None]:
-            last = None
-            try:
-                for chunk in gen:
-                    last = _tag(chunk, self.payload)
-                    yield last
-            except GeneratorExit:
-                self.end(last, cancelled=True)
-                raise
-            except BaseException as e:
-                self.end(error=e)
-                raise
-            finally:
-                close = getattr(gen, "close", None)
-                if close is not None:
-                    close()
-            self.end(last)
-
-        return wrapped()
-
-    def wrap_astream(self, gen: AsyncGenerator[Any, None]) -> Any:
-        """Async `wrap_stream`."""
-
-        async def wrapped() -> AsyncGenerator[Any, None]:
-            last = None
-            try:
-                async for chunk in gen:
-                    last = _tag(chunk, self.payload)
-                    yield last
-            except GeneratorExit:
-                self.end(last, cancelled=True)
-                raise
-            except BaseException as e:
-                self.end(error=e)
-                raise
-            finally:
-                aclose = getattr(gen, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            self.end(last)
-
-        return wrapped()
-
-    def end(self, response: Any = None, error: BaseException | None = None, cancelled: bool = False) -> None:
-        if self._done:
-            return
-        self._done = True
-        d = self.decision
-        status = "error" if error is not None else "cancelled" if cancelled else "ok"
-        in_tok = out_tok = 0
-        source = "none"
-        if status != "error":
-            try:
-                if isinstance(response, ChatResponse | CompletionResponse):
-                    try:
-                        in_tok, out_tok = (int(x or 0) for x in get_tokens_from_response(response))
-                    except Exception:  # unusual raw payloads: fall back to estimates
-                        in_tok = out_tok = 0
-                source = "provider" if (in_tok or out_tok) else "estimate"
-                if not in_tok:
-                    in_tok = count_tokens(self._input_text())
-                if not out_tok and isinstance(response, ChatResponse | CompletionResponse):
-                    out_tok = count_tokens(_response_text(response))
-            except Exception:  # token accounting must never break a call
-                logger.warning("routellm: could not count tokens for a %s call", self.call, exc_info=True)
-        dispatcher.event(
-            RoutedCallEndEvent(
-                decision_id=d.decision_id,
-                call=self.call,
-                side=d.side,
-                model=d.model,
-                strong_model=d.strong_model,
-                weak_model=d.weak_model,
-                status=status,
-                error=None if error is None else repr(error),
-                input_tokens=in_tok,
-                output_tokens=out_tok,
-                usage_source=source,
-            )
-        )
 
 
 class RoutedLLM(FunctionCallingLLM):
@@ -358,6 +184,7 @@ class RoutedLLM(FunctionCallingLLM):
     no_text_side: Side = Field(default="strong", description="Side for calls with no text to route on.")
 
     _router: Router = PrivateAttr()
+    _policy_cache: tuple[tuple[str, str], TwoModelPolicy] | None = PrivateAttr(default=None)
     _ready: bool = PrivateAttr(default=False)
 
     def __init__(
@@ -381,21 +208,9 @@ class RoutedLLM(FunctionCallingLLM):
             route_template_vars = (route_template_vars,)
         router_kwargs = dict(router_kwargs or {})
         router_obj = load_router(router, **router_kwargs)
-        if threshold is None and strong_fraction is None:
-            raise ValueError(
-                "RoutedLLM needs exactly one of `threshold` (a win-rate cut-off in [0, 1]) or "
-                "`strong_fraction` (the target share of strong calls in [0, 1]); got neither"
-            )
-        if threshold is not None and strong_fraction is not None:
-            raise ValueError(
-                "RoutedLLM needs exactly one of `threshold` or `strong_fraction`, got both "
-                f"(threshold={threshold!r}, strong_fraction={strong_fraction!r})"
-            )
-        if threshold is not None:
-            threshold = check_threshold(threshold)
-        else:
-            strong_fraction = check_strong_fraction(strong_fraction)  # type: ignore[arg-type]
-            threshold = check_threshold(router_obj.threshold_for_strong_fraction(strong_fraction))
+        threshold = resolve_threshold(router_obj, threshold, strong_fraction, "RoutedLLM")
+        if strong_fraction is not None:
+            strong_fraction = check_strong_fraction(strong_fraction)
         router_name = str(router) if isinstance(router, str | Path) else router_obj.name
         super().__init__(
             strong=strong,
@@ -496,30 +311,28 @@ class RoutedLLM(FunctionCallingLLM):
 
     # -- decisions --------------------------------------------------------------------------------------
 
-    def _decision(
-        self, side: Side, reason: str, source: str, win_rate: float | None = None
-    ) -> RoutingDecision:
-        # Each model's metadata is read once (it is a computed property on most LLMs), not once per name.
-        strong_model = self.strong.metadata.model_name
-        weak_model = self.weak.metadata.model_name
-        return RoutingDecision(
-            side=side,
-            model=strong_model if _check_side(side) == "strong" else weak_model,
-            router=self.router,
-            threshold=self.threshold,
-            win_rate=win_rate,
-            reason=reason,  # type: ignore[arg-type]
-            source=source,
-            strong_model=strong_model,
-            weak_model=weak_model,
-        )
+    @property
+    def policy(self) -> TwoModelPolicy:
+        """The routing policy (routing_core.policy) making every decision; rebuilt if a model's name changes."""
+        # Each model's metadata is read once per call (it is a computed property on most LLMs).
+        names = (self.strong.metadata.model_name, self.weak.metadata.model_name)
+        cached = self._policy_cache
+        if cached is None or cached[0] != names or cached[1].threshold != self.threshold:
+            policy = TwoModelPolicy(
+                self._router,
+                names[0],
+                names[1],
+                threshold=self.threshold,
+                no_text_side=self.no_text_side,
+                router_name=self.router,
+                owner="RoutedLLM",
+            )
+            cached = self._policy_cache = (names, policy)
+        return cached[1]
 
-    def _score(self, text: str) -> float:
-        return float(self._router.win_rate([text])[0])
-
-    def _from_score(self, win_rate: float, source: str) -> RoutingDecision:
-        side: Side = "strong" if prefers_strong(win_rate, self.threshold) else "weak"
-        return self._decision(side, "router", source, win_rate)
+    def _wrap(self, decision: Decision) -> RoutingDecision:
+        policy = self.policy
+        return RoutingDecision.from_policy(decision, policy.model_names["strong"], policy.model_names["weak"])
 
     def _take_pin(self) -> RoutingDecision | None:
         pin = _PIN.get()
@@ -528,45 +341,34 @@ class RoutedLLM(FunctionCallingLLM):
             return pin.decision
         return None
 
-    def _plan(
-        self, kwargs: dict[str, Any], text_fn: Callable[[], tuple[str | None, str]]
-    ) -> tuple[RoutingDecision | None, tuple[str, str] | None]:
-        """Pop the routing kwargs; return a ready decision, or the (text, source) the router must score."""
+    def _ready_decision(self, kwargs: dict[str, Any]) -> tuple[RoutingDecision | None, Any]:
+        """Pop the routing kwargs; return a decision made ahead (pinned) if any, and the forced side."""
         forced = kwargs.pop(FORCE_KWARG, None)
         pinned = kwargs.pop(DECISION_KWARG, None)
         if pinned is not None:
             if not isinstance(pinned, RoutingDecision):
                 raise TypeError(f"{DECISION_KWARG} is internal and must be a RoutingDecision")
             return pinned, None
-        if forced is not None:
-            return self._decision(_check_side(forced), "forced", FORCE_KWARG), None
-        pinned = self._take_pin()
-        if pinned is not None:
-            return pinned, None
-        text, source = text_fn()
-        if text is None or not text.strip():
-            return self._decision(self.no_text_side, "no_text", source), None
-        return None, (text, source)
+        if forced is None:
+            return self._take_pin(), None
+        return None, forced
 
     def _resolve(
         self, kwargs: dict[str, Any], text_fn: Callable[[], tuple[str | None, str]]
     ) -> RoutingDecision:
-        decision, todo = self._plan(kwargs, text_fn)
-        if decision is not None:
-            return decision
-        assert todo is not None
-        return self._from_score(self._score(todo[0]), todo[1])
+        ready, forced = self._ready_decision(kwargs)
+        if ready is not None:
+            return ready
+        return self._wrap(self.policy.decide_lazy(text_fn, forced=forced))
 
     async def _aresolve(
         self, kwargs: dict[str, Any], text_fn: Callable[[], tuple[str | None, str]]
     ) -> RoutingDecision:
-        decision, todo = self._plan(kwargs, text_fn)
-        if decision is not None:
-            return decision
-        assert todo is not None
-        # router work (embeddings, model inference) runs off the event loop
-        win_rate = await asyncio.get_running_loop().run_in_executor(None, self._score, todo[0])
-        return self._from_score(win_rate, todo[1])
+        ready, forced = self._ready_decision(kwargs)
+        if ready is not None:
+            return ready
+        # router work (embeddings, model inference) runs off the event loop, in the policy
+        return self._wrap(await self.policy.adecide_lazy(text_fn, forced=forced))
 
     def route(self, text: str) -> RoutingDecision:
         """The decision for a question, without calling any model or dispatching events.
@@ -923,7 +725,7 @@ class RoutedLLM(FunctionCallingLLM):
 
     def _structured_routing(
         self, prompt: BasePromptTemplate, prompt_args: dict[str, Any], llm_kwargs: dict[str, Any] | None
-    ) -> tuple[RoutingDecision | None, dict[str, Any] | None, Callable[[], tuple[str | None, str]]]:
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Callable[[], tuple[str | None, str]]]:
         """Routing kwargs of a structured call (popped from `prompt_args`, read from `llm_kwargs`).
 
         Returns the routing kwargs when the call must be decided up front (a question variable, a forced

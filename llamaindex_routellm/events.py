@@ -29,17 +29,16 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 
-from routing_core.costs import PriceTable
+from routing_core.costs import CostLedger, PriceTable, RoutingSummary, SideTotals
+from routing_core.policy import PAYLOAD_KEYS, Decision, Reason, Side
 
-Side = Literal["strong", "weak"]
-Reason = Literal["router", "forced", "no_text"]
 CallStatus = Literal["ok", "error", "cancelled"]
 
 __all__ = [
@@ -69,11 +68,16 @@ class RoutingDecision:
         reason: `"router"` (the router decided), `"forced"` (the caller passed `routellm_model=...`) or
             `"no_text"` (nothing to route on, e.g. an image-only message: the configured `no_text_side`).
         source: What the router looked at: `"query_str"` (the template variable of a query engine prompt),
-            `"last_user_message"`, `"last_message"`, `"prompt"`, `"user_msg"`, `"prompt_template"`, or
-            `"routellm_model"` for forced calls.
+            `"last_user_message"`, `"earlier_user_message"`, `"no_user_text"`, `"prompt"`, `"user_msg"`,
+            `"prompt_template"`, or `"caller"` for forced calls.
         strong_model: Model name of the strong LLM.
         weak_model: Model name of the weak LLM.
+        text_hash: sha256 prefix of the routed text (None when the router read none).
+        text_preview: The routed text's first characters (None when the router read none).
         decision_id: A unique id; the `RoutedCallEndEvent` of the call carries the same id.
+
+    The decision itself is made by `routing_core.policy.TwoModelPolicy` (the same policy as the LangChain
+    wrapper's); this record adds the LlamaIndex bookkeeping (both model names, the id shared by the events).
     """
 
     side: Side
@@ -85,7 +89,31 @@ class RoutingDecision:
     source: str
     strong_model: str
     weak_model: str
+    text_hash: str | None = None
+    text_preview: str | None = None
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @classmethod
+    def from_policy(cls, decision: Decision, strong_model: str, weak_model: str) -> RoutingDecision:
+        """Wrap a policy decision with the names of both models and a fresh decision id."""
+        return cls(
+            side=decision.side,  # type: ignore[arg-type]
+            model=decision.model_name or "",
+            router=decision.router or "",
+            threshold=float(decision.threshold or 0.0),
+            win_rate=decision.win_rate,
+            reason=decision.reason,
+            source=decision.source,
+            strong_model=strong_model,
+            weak_model=weak_model,
+            text_hash=decision.text_hash,
+            text_preview=decision.text_preview,
+        )
+
+    @property
+    def model_name(self) -> str:
+        """Model name of the chosen LLM (the payload's `model_name`)."""
+        return self.model
 
     @property
     def strong(self) -> bool:
@@ -93,13 +121,9 @@ class RoutingDecision:
         return self.side == "strong"
 
     def to_payload(self) -> dict[str, Any]:
-        """The JSON-able dict stored under `"routellm"` in responses' `additional_kwargs` (a fresh dict)."""
-        # Every field is a str, float or None, so this equals `asdict(self)` at a fraction of its cost (it runs
-        # on every routed call).
-        return {name: getattr(self, name) for name in _DECISION_FIELDS}
-
-
-_DECISION_FIELDS: tuple[str, ...] = tuple(RoutingDecision.__dataclass_fields__)
+        """The JSON-able dict stored under `"routellm"` in responses' `additional_kwargs` (a fresh dict): the
+        schema `routing_core.policy.PAYLOAD_KEYS`, identical to the LangChain wrapper's."""
+        return {name: getattr(self, name) for name in PAYLOAD_KEYS}
 
 
 class RoutingDecisionEvent(BaseEvent):
@@ -124,8 +148,11 @@ class RoutingDecisionEvent(BaseEvent):
     win_rate: float | None = None
     side: Side
     model: str
+    model_name: str = ""
     reason: Reason = "router"
     source: str = ""
+    text_hash: str | None = None
+    text_preview: str | None = None
     strong_model: str = ""
     weak_model: str = ""
     decision_id: str = ""
@@ -139,12 +166,19 @@ class RoutingDecisionEvent(BaseEvent):
     @classmethod
     def from_decision(cls, decision: RoutingDecision, call: str) -> RoutingDecisionEvent:
         """Build the event for `decision`, made for the `RoutedLLM` method `call`."""
-        return cls(**decision.to_payload(), call=call)
+        return cls(
+            **decision.to_payload(),
+            model=decision.model,
+            strong_model=decision.strong_model,
+            weak_model=decision.weak_model,
+            decision_id=decision.decision_id,
+            call=call,
+        )
 
     @property
     def payload(self) -> dict[str, Any]:
         """The decision as stored in responses under `additional_kwargs["routellm"]`."""
-        return {name: getattr(self, name) for name in _DECISION_FIELDS}
+        return {name: getattr(self, name) for name in PAYLOAD_KEYS}
 
 
 class RoutedCallEndEvent(BaseEvent):
@@ -187,90 +221,6 @@ class RoutedCallEndEvent(BaseEvent):
         return "RoutedCallEndEvent"
 
 
-@dataclass(frozen=True, slots=True)
-class SideTotals:
-    """Totals for one side (strong or weak) over the calls a `RoutingEventHandler` has seen."""
-
-    calls: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingSummary:
-    """What routing did, and what it saved compared with sending every call to the strong model.
-
-    The always-strong baseline prices each finished call's tokens at the strong model's price: it assumes the
-    strong model would have read and written as many tokens as the model that answered. Calls whose models
-    have no known price are counted in `unpriced_calls` and left out of every cost figure.
-    """
-
-    calls: int
-    strong: SideTotals
-    weak: SideTotals
-    forced_calls: int
-    no_text_calls: int
-    cost: float | None
-    always_strong_cost: float | None
-    saved: float | None
-    saved_fraction: float | None
-    unpriced_calls: int
-
-    @property
-    def strong_share(self) -> float:
-        """Share of calls that went to the strong model (0.0 when there were none)."""
-        return self.strong.calls / self.calls if self.calls else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (includes `strong_share`)."""
-        d = asdict(self)
-        d["strong_share"] = self.strong_share
-        return d
-
-    def __str__(self) -> str:
-        lines = [
-            f"routed calls: {self.calls} (strong {self.strong.calls}, weak {self.weak.calls}; "
-            f"strong share {self.strong_share:.1%}; forced {self.forced_calls}; no text {self.no_text_calls})",
-            f"tokens in/out: strong {self.strong.input_tokens}/{self.strong.output_tokens}, "
-            f"weak {self.weak.input_tokens}/{self.weak.output_tokens}",
-            f"errors: strong {self.strong.errors}, weak {self.weak.errors}",
-        ]
-        if self.cost is None or self.always_strong_cost is None:
-            lines.append("cost: unknown (no price for these models; pass a PriceTable)")
-        else:
-            frac = f" ({self.saved_fraction:.1%})" if self.saved_fraction is not None else ""
-            lines.append(
-                f"cost: ${self.cost:.6f} vs ${self.always_strong_cost:.6f} always-strong; "
-                f"saved ${self.saved:.6f}{frac}"
-            )
-        if self.unpriced_calls:
-            lines.append(f"unpriced calls (left out of costs): {self.unpriced_calls}")
-        return "\n".join(lines)
-
-
-class _SideAcc:
-    __slots__ = ("calls", "errors", "input_tokens", "output_tokens", "cost", "priced")
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.errors = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cost = 0.0
-        self.priced = 0
-
-    def freeze(self) -> SideTotals:
-        return SideTotals(
-            calls=self.calls,
-            errors=self.errors,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            cost=self.cost if self.priced else None,
-        )
-
-
 class RoutingEventHandler(BaseEventHandler):
     """Keeps totals of routed calls: calls per side, tokens, cost, and savings versus always-strong.
 
@@ -303,10 +253,7 @@ class RoutingEventHandler(BaseEventHandler):
     max_decisions: int | None = Field(default=1000, description="How many recent decisions to keep.")
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _sides: dict[str, _SideAcc] = PrivateAttr(default_factory=dict)
-    _reasons: dict[str, int] = PrivateAttr(default_factory=dict)
-    _always_strong: float = PrivateAttr(default=0.0)
-    _unpriced: int = PrivateAttr(default=0)
+    _ledger: CostLedger = PrivateAttr()
     _decisions: deque = PrivateAttr(default_factory=deque)
 
     def model_post_init(self, __context: Any) -> None:
@@ -319,41 +266,36 @@ class RoutingEventHandler(BaseEventHandler):
         """Class name."""
         return "RoutingEventHandler"
 
+    @property
+    def ledger(self) -> CostLedger:
+        """The `routing_core.costs.CostLedger` holding the totals (shared logic with LangChain and the CLI)."""
+        return self._ledger
+
     def reset(self) -> None:
         """Forget every total and kept decision."""
         with self._lock:
-            self._sides = {"strong": _SideAcc(), "weak": _SideAcc()}
-            self._reasons = {"router": 0, "forced": 0, "no_text": 0}
-            self._always_strong = 0.0
-            self._unpriced = 0
+            self._ledger = CostLedger(self.price_table)
             self._decisions = deque(maxlen=self.max_decisions)
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         """Update totals from a `RoutingDecisionEvent` or `RoutedCallEndEvent`; ignore other events."""
         if isinstance(event, RoutingDecisionEvent):
-            with self._lock:
-                self._sides[event.side].calls += 1
-                self._reasons[event.reason] = self._reasons.get(event.reason, 0) + 1
-                if self.max_decisions != 0:
+            self._ledger.record_decision(event.side, event.reason)
+            if self.max_decisions != 0:
+                with self._lock:
                     self._decisions.append(event)
         elif isinstance(event, RoutedCallEndEvent):
-            actual = baseline = None
-            if event.status != "error":
-                actual = self.price_table.cost(event.model, event.input_tokens, event.output_tokens)
-                baseline = self.price_table.cost(event.strong_model, event.input_tokens, event.output_tokens)
-            with self._lock:
-                acc = self._sides[event.side]
-                if event.status == "error":
-                    acc.errors += 1
-                    return
-                acc.input_tokens += event.input_tokens
-                acc.output_tokens += event.output_tokens
-                if actual is None or baseline is None:
-                    self._unpriced += 1
-                else:
-                    acc.cost += actual
-                    acc.priced += 1
-                    self._always_strong += baseline
+            if event.status == "error":
+                self._ledger.record_error(event.side)
+                return
+            self._ledger.record_usage(
+                event.side,
+                event.model,
+                event.input_tokens,
+                event.output_tokens,
+                estimated=event.usage_source != "provider",
+                strong_model=event.strong_model or None,
+            )
 
     @property
     def decisions(self) -> list[RoutingDecisionEvent]:
@@ -362,23 +304,5 @@ class RoutingEventHandler(BaseEventHandler):
             return list(self._decisions)
 
     def summary(self) -> RoutingSummary:
-        """A snapshot of the totals as a `RoutingSummary`."""
-        with self._lock:
-            strong, weak = self._sides["strong"].freeze(), self._sides["weak"].freeze()
-            priced = self._sides["strong"].priced + self._sides["weak"].priced
-            cost = (self._sides["strong"].cost + self._sides["weak"].cost) if priced else None
-            baseline = self._always_strong if priced else None
-            saved = None if cost is None or baseline is None else baseline - cost
-            frac = saved / baseline if saved is not None and baseline else None
-            return RoutingSummary(
-                calls=strong.calls + weak.calls,
-                strong=strong,
-                weak=weak,
-                forced_calls=self._reasons.get("forced", 0),
-                no_text_calls=self._reasons.get("no_text", 0),
-                cost=cost,
-                always_strong_cost=baseline,
-                saved=saved,
-                saved_fraction=frac,
-                unpriced_calls=self._unpriced,
-            )
+        """A snapshot of the totals as a `routing_core.costs.RoutingSummary`."""
+        return self._ledger.summary()

@@ -17,6 +17,7 @@ from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import RunnableLambda
 from lc_fakes import (
     HARD_RECORD,
+    NO_TEXT_FIELDS,
     FakeAnthropicChat,
     FakeOpenAIChat,
     KeywordRouter,
@@ -27,11 +28,12 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 import langchain_routellm.chat_models as chat_models_module
+import routing_core
 from langchain_routellm import METADATA_KEY, RoutedChatModel, default_routing_text, message_text
 from routing_core import DEFAULT_ROUTER, RandomRouter, Router
 from routing_core.costs import count_tokens
 
-PAYLOAD_KEYS = {"router", "threshold", "win_rate", "model", "model_name", "reason"}
+PAYLOAD_KEYS = set(routing_core.PAYLOAD_KEYS)
 IMAGE = {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}
 
 
@@ -82,7 +84,7 @@ def test_threshold_or_strong_fraction_is_required() -> None:
 
 
 def test_threshold_and_strong_fraction_together_are_rejected() -> None:
-    with pytest.raises(ValueError, match="either threshold or strong_fraction, not both"):
+    with pytest.raises(ValueError, match="exactly one of threshold or strong_fraction, got both"):
         make_routed(threshold=0.5, strong_fraction=0.3)
 
 
@@ -106,8 +108,8 @@ def test_strong_fraction_resolves_through_the_router() -> None:
     assert m.strong_fraction == 0.3
     k = make_routed(threshold=None, strong_fraction=0.3)  # KeywordRouter: 30% of its reference rates are 0.9
     assert k.threshold == pytest.approx(0.9)
-    assert k.invoke("a hard one").response_metadata[METADATA_KEY]["model"] == "strong"
-    assert k.invoke("an easy one").response_metadata[METADATA_KEY]["model"] == "weak"
+    assert k.invoke("a hard one").response_metadata[METADATA_KEY]["side"] == "strong"
+    assert k.invoke("an easy one").response_metadata[METADATA_KEY]["side"] == "weak"
 
 
 def test_strong_fraction_needs_reference_win_rates() -> None:
@@ -228,14 +230,14 @@ def test_decision_follows_the_win_rate_and_metadata_is_complete() -> None:
     record = hard.response_metadata[METADATA_KEY]
     assert set(record) == PAYLOAD_KEYS
     assert record == HARD_RECORD
-    assert easy.response_metadata[METADATA_KEY]["model"] == "weak"
+    assert easy.response_metadata[METADATA_KEY]["side"] == "weak"
     assert len(m.strong.calls) == 1 and len(m.weak.calls) == 1
 
 
 def test_ties_go_strong() -> None:
     m = make_routed(router=KeywordRouter(high=0.5, low=0.49), threshold=0.5)
-    assert m.invoke("hard").response_metadata[METADATA_KEY]["model"] == "strong"
-    assert m.invoke("soft").response_metadata[METADATA_KEY]["model"] == "weak"
+    assert m.invoke("hard").response_metadata[METADATA_KEY]["side"] == "strong"
+    assert m.invoke("soft").response_metadata[METADATA_KEY]["side"] == "weak"
 
 
 def test_random_router_is_deterministic_per_prompt() -> None:
@@ -246,7 +248,7 @@ def test_random_router_is_deterministic_per_prompt() -> None:
     assert first == again
     expected = RandomRouter().win_rate(prompts)
     assert [r["win_rate"] for r in first] == pytest.approx(list(expected))
-    assert {r["model"] for r in first} == {"strong", "weak"}
+    assert {r["side"] for r in first} == {"strong", "weak"}
 
 
 @pytest.mark.parametrize(
@@ -261,28 +263,31 @@ def test_force_a_side_per_call(requested: str, side: str) -> None:
         "router": "keyword",
         "threshold": 0.5,
         "win_rate": None,
-        "model": side,
+        "side": side,
         "model_name": m.model_names[side],
         "reason": "forced",
+        "source": "caller",
+        "text_hash": None,
+        "text_preview": None,
     }
     assert router.seen == []  # the router is not consulted
     assert "model" not in m._model(side).calls[-1]["kwargs"]  # the selector is not forwarded
     chunks = list(m.stream("hard", model=requested))
-    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["model"] == side
+    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["side"] == side
 
 
 async def test_force_a_side_async_and_auto() -> None:
     m = make_routed()
-    assert (await m.ainvoke("hard", model="weak")).response_metadata[METADATA_KEY]["model"] == "weak"
+    assert (await m.ainvoke("hard", model="weak")).response_metadata[METADATA_KEY]["side"] == "weak"
     assert (await m.ainvoke("hard", model="auto")).response_metadata[METADATA_KEY]["reason"] == "router"
     chunks = [c async for c in m.astream("easy", model="strong")]
-    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["model"] == "strong"
+    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["side"] == "strong"
 
 
 def test_unknown_model_selector_is_a_clear_error_inside_the_run() -> None:
     m = make_routed()
     rec = Recorder()
-    with pytest.raises(ValueError, match="model='gpt-9' is not one of the routed models"):
+    with pytest.raises(ValueError, match="cannot force the routed model to 'gpt-9'"):
         m.invoke("hi", model="gpt-9", config={"callbacks": [rec]})
     assert len(rec.starts) == 1 and len(rec.errors) == 1 and rec.ends == []
     assert m.strong.calls == [] and m.weak.calls == []
@@ -294,7 +299,7 @@ def test_metadata_appears_exactly_once_on_a_stream() -> None:
     tagged = [c for c in chunks if METADATA_KEY in c.response_metadata]
     assert len(tagged) == 1 and tagged[0] is chunks[0]
     full = sum(chunks[1:], chunks[0])
-    assert full.response_metadata[METADATA_KEY]["model"] == "strong"
+    assert full.response_metadata[METADATA_KEY]["side"] == "strong"
     assert full.response_metadata[METADATA_KEY]["model_name"] == "fake-gpt"
     assert full.response_metadata["model_name"] == "fake-gpt"  # not concatenated
     assert chunks[-1].chunk_position == "last"
@@ -302,31 +307,31 @@ def test_metadata_appears_exactly_once_on_a_stream() -> None:
 
 async def test_metadata_on_async_and_batch_paths() -> None:
     m = make_routed()
-    assert (await m.ainvoke("hard")).response_metadata[METADATA_KEY]["model"] == "strong"
+    assert (await m.ainvoke("hard")).response_metadata[METADATA_KEY]["side"] == "strong"
     chunks = [c async for c in m.astream("easy")]
     assert [METADATA_KEY in c.response_metadata for c in chunks].count(True) == 1
-    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["model"] == "weak"
+    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["side"] == "weak"
     results = await m.abatch(["hard a", "easy b"])
-    assert [r.response_metadata[METADATA_KEY]["model"] for r in results] == ["strong", "weak"]
+    assert [r.response_metadata[METADATA_KEY]["side"] for r in results] == ["strong", "weak"]
 
 
 def test_generate_with_several_prompts_routes_each() -> None:
     m = make_routed()
     rec = Recorder()
     result = m.generate([[HumanMessage("hard one")], [HumanMessage("easy one")]], callbacks=[rec])
-    sides = [g[0].message.response_metadata[METADATA_KEY]["model"] for g in result.generations]
+    sides = [g[0].message.response_metadata[METADATA_KEY]["side"] for g in result.generations]
     assert sides == ["strong", "weak"]
-    assert [e[1]["model"] for e in rec.events] == ["strong", "weak"]
+    assert [e[1]["side"] for e in rec.events] == ["strong", "weak"]
     assert {e[2] for e in rec.events} == {s[0] for s in rec.starts}
 
 
 def test_output_version_v1_keeps_the_record() -> None:
     m = make_routed(output_version="v1")
     msg = m.invoke("hard")
-    assert msg.response_metadata[METADATA_KEY]["model"] == "strong"
+    assert msg.response_metadata[METADATA_KEY]["side"] == "strong"
     assert msg.response_metadata["output_version"] == "v1"
     chunks = list(m.stream("easy"))
-    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["model"] == "weak"
+    assert sum(chunks[1:], chunks[0]).response_metadata[METADATA_KEY]["side"] == "weak"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -344,7 +349,7 @@ def test_default_routing_text_is_the_last_human_text() -> None:
     assert default_routing_text(messages) == "second"
     m = make_routed()
     assert (
-        m.invoke(messages).response_metadata[METADATA_KEY]["model"] == "weak"
+        m.invoke(messages).response_metadata[METADATA_KEY]["side"] == "weak"
     )  # "hard" elsewhere is ignored
     assert m.router.seen == ["second"]
 
@@ -361,14 +366,14 @@ def test_only_text_blocks_are_read() -> None:
     )
     assert message_text(msg) == "describe\nplain string part\nthis"
     m = make_routed()
-    assert m.invoke([msg]).response_metadata[METADATA_KEY]["model"] == "weak"
+    assert m.invoke([msg]).response_metadata[METADATA_KEY]["side"] == "weak"
 
 
 def test_image_only_message_falls_back_to_the_previous_human_text() -> None:
     m = make_routed()
     messages = [HumanMessage("a hard question about pictures"), AIMessage("send it"), HumanMessage([IMAGE])]
     record = m.invoke(messages).response_metadata[METADATA_KEY]
-    assert record["model"] == "strong" and record["reason"] == "router"
+    assert record["side"] == "strong" and record["reason"] == "router"
     assert m.router.seen == ["a hard question about pictures"]
     sent = m.strong.calls[-1]["messages"]
     assert sent[-1].content == [IMAGE]  # the image is still sent to the model
@@ -387,10 +392,10 @@ def test_image_only_message_falls_back_to_the_previous_human_text() -> None:
 def test_no_human_text_goes_to_no_text_model_without_the_router(messages: list[BaseMessage]) -> None:
     m = make_routed()
     record = m.invoke(messages).response_metadata[METADATA_KEY]
-    assert record == {**HARD_RECORD, "win_rate": None, "reason": "no_text"}
+    assert record == {**HARD_RECORD, **NO_TEXT_FIELDS, "reason": "no_text", "source": "no_user_text"}
     assert m.router.seen == []
     weak_default = make_routed(no_text_model="weak")
-    assert weak_default.invoke(messages).response_metadata[METADATA_KEY]["model"] == "weak"
+    assert weak_default.invoke(messages).response_metadata[METADATA_KEY]["side"] == "weak"
 
 
 def test_tool_loop_is_routed_on_the_user_request() -> None:
@@ -400,13 +405,13 @@ def test_tool_loop_is_routed_on_the_user_request() -> None:
         AIMessage("", tool_calls=[{"name": "t", "args": {}, "id": "1", "type": "tool_call"}]),
         ToolMessage("a hard hard result", tool_call_id="1", name="t"),
     ]
-    assert m.invoke(messages).response_metadata[METADATA_KEY]["model"] == "weak"
+    assert m.invoke(messages).response_metadata[METADATA_KEY]["side"] == "weak"
 
 
 def test_custom_routing_text() -> None:
     m = make_routed(routing_text=lambda msgs: " ".join(message_text(x) for x in msgs))
     assert (
-        m.invoke([SystemMessage("hard"), HumanMessage("easy")]).response_metadata[METADATA_KEY]["model"]
+        m.invoke([SystemMessage("hard"), HumanMessage("easy")]).response_metadata[METADATA_KEY]["side"]
         == "strong"
     )
     empty = make_routed(routing_text=lambda msgs: "", no_text_model="weak")
@@ -447,7 +452,7 @@ def test_inner_error_propagates_and_the_run_ends_in_error() -> None:
         m.invoke("hard", config={"callbacks": [rec]})
     assert info.value is boom
     assert [e[0] for e in rec.errors] == [boom] and rec.ends == []
-    assert [e[1]["model"] for e in rec.events] == ["strong"]  # the decision was still reported
+    assert [e[1]["side"] for e in rec.events] == ["strong"]  # the decision was still reported
     assert m.invoke("easy").content  # the other side is unaffected
 
 
@@ -606,7 +611,7 @@ def test_tool_calling_loop_with_two_tools() -> None:
             out = tools[call["name"]](**call["args"])
             messages.append(ToolMessage(str(out), tool_call_id=call["id"], name=call["name"]))
     assert "sunny in Paris" in messages[-1].content and "42" in messages[-1].content
-    assert {m_.response_metadata[METADATA_KEY]["model"] for m_ in messages if isinstance(m_, AIMessage)} == {
+    assert {m_.response_metadata[METADATA_KEY]["side"] for m_ in messages if isinstance(m_, AIMessage)} == {
         "strong"
     }
 
@@ -638,10 +643,10 @@ async def test_structured_output_include_raw_and_async() -> None:
     structured = m.with_structured_output(Joke, include_raw=True)
     out = await structured.ainvoke("hard joke 'setup' 'punchline'")
     assert isinstance(out["parsed"], Joke) and out["parsing_error"] is None
-    assert out["raw"].response_metadata[METADATA_KEY]["model"] == "strong"
+    assert out["raw"].response_metadata[METADATA_KEY]["side"] == "strong"
     js = m.with_structured_output(Joke, method="json_schema", include_raw=True)
     out = await js.ainvoke("easy joke")
-    assert isinstance(out["parsed"], Joke) and out["raw"].response_metadata[METADATA_KEY]["model"] == "weak"
+    assert isinstance(out["parsed"], Joke) and out["raw"].response_metadata[METADATA_KEY]["side"] == "weak"
 
 
 def test_structured_output_bad_method_and_unsupported_side() -> None:
@@ -678,7 +683,7 @@ def test_structured_output_is_traced_with_its_schema() -> None:
 def test_streaming_flag_streams_invoke_through_the_chosen_model() -> None:
     m = make_routed(streaming=True)
     msg = m.invoke("hard")
-    assert msg.response_metadata[METADATA_KEY]["model"] == "strong"
+    assert msg.response_metadata[METADATA_KEY]["side"] == "strong"
     assert m.strong.calls[-1]["method"] == "_stream"
 
 
@@ -691,7 +696,7 @@ def test_inner_model_that_cannot_stream_yields_one_chunk() -> None:
     )
     for prompt, side in (("hard", "strong"), ("easy", "weak")):
         chunks = list(m.stream(prompt))
-        assert chunks[0].response_metadata[METADATA_KEY]["model"] == side
+        assert chunks[0].response_metadata[METADATA_KEY]["side"] == side
         assert chunks[-1].chunk_position == "last"
         assert sum(chunks[1:], chunks[0]).text
     assert m.weak.calls[-1]["method"] == "_generate"

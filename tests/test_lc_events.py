@@ -128,9 +128,9 @@ def _check(rec: Recorder, outputs: list[BaseMessage]) -> None:
     assert [e[2] for e in route_events] == rec.starts
     for (_, data, _), message in zip(route_events, outputs, strict=True):
         assert message.response_metadata[METADATA_KEY] == data
-    assert route_events[0][1]["model"] == "strong"
+    assert route_events[0][1]["side"] == "strong"
     if len(outputs) == 2:
-        assert route_events[1][1]["model"] == "weak"
+        assert route_events[1][1]["side"] == "weak"
 
 
 async def test_astream_events_shows_the_route_and_each_token_once() -> None:
@@ -166,7 +166,7 @@ async def test_astream_events_in_an_lcel_chain(mode: str) -> None:
         chain = prompt | RunnableLambda(lambda x: m.invoke(x)) | StrOutputParser()  # noqa: PLW0108
     events = [e async for e in chain.astream_events({"question": "easy one"}, version="v2")]
     custom = [e for e in events if e["event"] == "on_custom_event"]
-    assert len(custom) == 1 and custom[0]["data"]["model"] == "weak"
+    assert len(custom) == 1 and custom[0]["data"]["side"] == "weak"
     start = next(e for e in events if e["event"] == "on_chat_model_start")
     assert custom[0]["run_id"] == start["run_id"]  # attributed to the chat-model run...
     assert (

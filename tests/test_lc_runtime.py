@@ -22,7 +22,7 @@ def test_batch_with_mixed_decisions_keeps_order() -> None:
     for prompt, result in zip(prompts, results, strict=True):
         assert result.content.endswith(f"You said: {prompt}")
         side = "strong" if prompt.startswith("hard") else "weak"
-        assert result.response_metadata[METADATA_KEY]["model"] == side
+        assert result.response_metadata[METADATA_KEY]["side"] == side
         assert result.response_metadata["model_name"] == m.model_names[side]
 
 
@@ -33,7 +33,7 @@ async def test_abatch_with_mixed_decisions_keeps_order() -> None:
     prompts = [("hard" if i % 2 == 0 else "easy") + f" prompt {i}" for i in range(20)]
     results = await m.abatch(prompts)
     assert [r.content.rsplit(": ", 1)[-1] for r in results] == prompts
-    assert [r.response_metadata[METADATA_KEY]["model"] for r in results] == ["strong", "weak"] * 10
+    assert [r.response_metadata[METADATA_KEY]["side"] for r in results] == ["strong", "weak"] * 10
 
 
 def test_lcel_chain() -> None:
@@ -74,7 +74,7 @@ async def test_200_concurrent_ainvoke_match_sequential_decisions() -> None:
     assert concurrent == sequential
     assert [r.content.rsplit(": ", 1)[-1] for r in results] == prompts
     expected = ["strong" if w >= 0.5 else "weak" for w in RandomRouter().win_rate(prompts)]
-    assert [c["model"] for c in concurrent] == expected
+    assert [c["side"] for c in concurrent] == expected
     assert 50 < expected.count("strong") < 150
 
 
@@ -100,6 +100,6 @@ async def test_the_event_loop_is_not_blocked_by_the_router() -> None:
     chunks = [c async for c in m.astream("easy")]
     done = True
     await task
-    assert msg.response_metadata[METADATA_KEY]["model"] == "strong"
-    assert chunks[0].response_metadata[METADATA_KEY]["model"] == "weak"
+    assert msg.response_metadata[METADATA_KEY]["side"] == "strong"
+    assert chunks[0].response_metadata[METADATA_KEY]["side"] == "weak"
     assert ticks >= 20  # ~0.6 s of routing: the loop kept ticking (a blocked loop would show ~0-2 ticks)

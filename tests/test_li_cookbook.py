@@ -32,7 +32,7 @@ def test_rag_query_engine_cookbook() -> None:
     assert "response_mode=compact" in out and "response_mode=tree_summarize" in out
     assert out.count("on query_str") == 8  # 4 questions x 2 modes, all routed on the question
     assert "Ilse Marquardt" in out
-    assert "routed calls: 9" in out and "saved $" in out
+    assert "of 9 call(s)" in out and "saved by routing: $" in out
 
 
 def test_agent_cookbook() -> None:
@@ -40,7 +40,7 @@ def test_agent_cookbook() -> None:
     assert "tool call  city_population({'city': 'Paris'})" in out
     assert "tool result city_area -> 891.1" in out
     assert "2 LLM call(s), all routed to" in out  # both steps of a tool-using run on one model
-    assert "routed calls: 7" in out
+    assert "of 7 call(s)" in out
 
 
 def test_events_cookbook() -> None:

@@ -87,7 +87,7 @@ def test_handler_totals_tokens_and_savings(handler, events) -> None:  # noqa: F8
     assert s.saved_fraction == pytest.approx(s.saved / s.always_strong_cost)
     assert s.unpriced_calls == 0
     text = str(s)
-    assert "routed calls: 4 (strong 1, weak 3" in text and "saved $" in text
+    assert "strong share: 25.0% of 4 call(s)" in text and "saved by routing: $" in text
     d = s.to_dict()
     assert d["strong_share"] == 0.25 and d["strong"]["calls"] == 1
 
@@ -112,7 +112,7 @@ def test_handler_with_unknown_prices(handler) -> None:
     s = handler.summary()
     assert s.cost is None and s.always_strong_cost is None and s.saved is None
     assert s.unpriced_calls == 1 and s.weak.input_tokens > 0
-    assert "cost: unknown" in str(s)
+    assert "price unknown" in str(s)
 
 
 def test_handler_with_custom_price_table() -> None:

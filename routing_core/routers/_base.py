@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -212,6 +213,16 @@ def split_pairs(pairs: Sequence[Any], val_fraction: float = 0.1) -> tuple[list[A
     tr = [x for x in pairs if not in_share(x.prompt, val_fraction)]
     va = [x for x in pairs if in_share(x.prompt, val_fraction)]
     return tr, va
+
+
+@contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch inside a forked RNG: initialisation and dropout are reproducible, the global state untouched."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def fine_tune(

@@ -18,7 +18,7 @@ from routing_core.batching import map_length_sorted
 from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors
 from routing_core.embedders import minilm_path
 from routing_core.errors import CheckpointError
-from routing_core.routers._base import TrainedRouter, fine_tune, split_pairs
+from routing_core.routers._base import TrainedRouter, fine_tune, seeded_torch, split_pairs
 
 MODES = ("full", "top", "frozen")
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
@@ -113,12 +113,9 @@ class BertRouter(TrainedRouter):
     def fit(self, prompts: list[str], labels: np.ndarray, progress: bool = True) -> BertRouter:
         """Cross-entropy on labels 0 (strong wins), 1 (tie), 2 (weak wins); AdamW, linear decay.
 
-        Seeded inside a forked RNG (head initialisation, dropout), so the global torch state is left untouched.
+        Seeded with `seed` in a forked RNG (head initialisation, dropout): the global torch state is untouched.
         """
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_torch(self.seed):
             return self._fit(prompts, labels, progress)
 
     def _fit(self, prompts: list[str], labels: np.ndarray, progress: bool) -> BertRouter:

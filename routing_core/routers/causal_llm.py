@@ -20,7 +20,7 @@ import numpy as np
 from routing_core.batching import map_length_sorted
 from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors
 from routing_core.errors import CheckpointError
-from routing_core.routers._base import TrainedRouter, fine_tune, split_pairs
+from routing_core.routers._base import TrainedRouter, fine_tune, seeded_torch, split_pairs
 
 DEFAULT_BACKBONE = "SmolLM2-135M-Instruct"
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -162,12 +162,9 @@ class CausalLLMRouter(TrainedRouter):
     def fit(self, prompts: list[str], scores: np.ndarray, progress: bool = True) -> CausalLLMRouter:
         """Cross-entropy over the five score tokens; `scores` are 0-based label indices (see target_score).
 
-        Seeded inside a forked RNG (adapter initialisation, dropout), so the global torch state is left untouched.
+        Seeded with `seed` in a forked RNG (adapter initialisation, dropout): the global torch state is untouched.
         """
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_torch(self.seed):
             return self._fit(prompts, scores, progress)
 
     def _fit(self, prompts: list[str], scores: np.ndarray, progress: bool) -> CausalLLMRouter:
