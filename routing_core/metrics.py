@@ -59,9 +59,10 @@ def paper_curve(win_rates: ArrayLike, strong: ArrayLike, weak: ArrayLike, bins: 
     w, s, k = _arrays(win_rates, strong, weak)
     edges = np.quantile(w, np.linspace(0.0, 1.0, bins + 1))
     shares, quals = [], []
+    rates: Any = w  # prefers_strong is written for floats and works elementwise on arrays
     for i, t in enumerate(edges):
         # the routing rule (strong iff win_rate >= t); the top edge is strict so 0% strong is reached
-        sel = w > t if i == len(edges) - 1 else prefers_strong(w, t)
+        sel: np.ndarray = w > t if i == len(edges) - 1 else np.asarray(prefers_strong(rates, float(t)))
         shares.append(sel.mean())
         quals.append(np.where(sel, s, k).mean())
     return _sorted_curve(np.array(shares), np.array(quals), edges)

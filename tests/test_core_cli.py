@@ -41,6 +41,10 @@ def test_route_json_and_threshold(tmp_path: Path) -> None:
     assert [d["side"] for d in data["decisions"]] == ["strong", "strong"]
     assert [d["index"] for d in data["decisions"]] == [0, 1]
     assert data["summary"]["cost_routed_usd"] == pytest.approx(data["summary"]["cost_always_strong_usd"])
+    # by hand: gpt-4-1106-preview $10/$30 per 1M tokens in/out, 300 output tokens per prompt
+    tokens = sum(d["input_tokens"] for d in data["decisions"])
+    assert data["summary"]["cost_always_strong_usd"] == pytest.approx((tokens * 10 + 2 * 300 * 30) / 1e6)
+    assert data["summary"]["cost_always_weak_usd"] == pytest.approx((tokens * 0.6 + 2 * 300 * 0.6) / 1e6)
 
 
 def test_route_strong_fraction_changes_decisions(capsys: pytest.CaptureFixture[str]) -> None:

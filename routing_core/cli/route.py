@@ -79,29 +79,27 @@ def decide_records(
 
 
 def _costs(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, float | None]:
-    """Estimated cost of the routed run and of sending every record to one side (input tokens counted)."""
-    from routing_core.costs import PriceTable, count_tokens
+    """Estimated costs from the package's one cost ledger: the routed run, always-strong, always-weak.
 
-    prices = PriceTable()
-    s_price, w_price = prices.get(args.strong_model), prices.get(args.weak_model)
+    Input tokens are counted per prompt, output tokens assumed (`--output-tokens`); None when either model has
+    no known price (a partial estimate would compare unlike totals).
+    """
+    from routing_core.costs import CostLedger, count_tokens
+
+    ledger = CostLedger(strong_model=args.strong_model)
     for r in rows:
         r["input_tokens"] = count_tokens(r["prompt"])
         r["model_name"] = args.strong_model if r["side"] == "strong" else args.weak_model
-    if s_price is None or w_price is None:
+        ledger.record_decision(r["side"], r["reason"])
+        ledger.record_usage(r["side"], r["model_name"], r["input_tokens"], args.output_tokens, estimated=True)
+    s = ledger.summary()
+    unknown = ledger.prices.get(args.strong_model) is None or ledger.prices.get(args.weak_model) is None
+    if unknown or s.unpriced_calls:
         return {"cost_routed_usd": None, "cost_always_strong_usd": None, "cost_always_weak_usd": None}
-
-    def total(side: str | None) -> float:
-        return sum(
-            (s_price if (side or r["side"]) == "strong" else w_price).cost(
-                r["input_tokens"], args.output_tokens
-            )
-            for r in rows
-        )
-
     return {
-        "cost_routed_usd": total(None),
-        "cost_always_strong_usd": total("strong"),
-        "cost_always_weak_usd": total("weak"),
+        "cost_routed_usd": s.cost,
+        "cost_always_strong_usd": s.always_strong_cost,
+        "cost_always_weak_usd": ledger.cost_if_always(args.weak_model),
     }
 
 
