@@ -22,7 +22,7 @@ _REGISTRY: dict[str, str] = {
     "difficulty": "routing_core.routers.difficulty:DifficultyRouter",
 }
 
-DEFAULT_ROUTER = "mf"  # the paper's best router; bundled, loads offline
+DEFAULT_ROUTER = "difficulty"  # the routing protocol's pick (docs/results.md); bundled, loads offline
 
 
 def register_router(name: str, target: str | type[Router]) -> None:
@@ -83,7 +83,11 @@ def load_router(name_or_path: str | Path | Router, **kwargs: Any) -> Router:
     if path.is_dir():
         from routing_core.routers.official import is_official_folder, load_official
 
-        if is_official_folder(path):  # RouteLLM's own layouts (before our MF reading of official MF configs)
+        try:
+            official = is_official_folder(path)
+        except RecursionError:  # a malformed config: read_config below reports it as a CheckpointError
+            official = False
+        if official:  # RouteLLM's own layouts
             return load_official(path, **kwargs)
         return load_checkpoint(path, **kwargs)
     from routing_core.hub import looks_like_hub_id

@@ -3,7 +3,7 @@
 Resumable: a router whose checkpoint folder already exists is skipped (delete it to retrain). Embeddings are
 cached on disk under .cache/embeddings, so reruns do not embed again. Run one at a time on a 2-core machine:
 
-    python scripts/train_bundled.py mf sw_ranking logistic knn length bert causal_llm
+    python scripts/train_bundled.py mf sw_ranking logistic knn length bert causal_llm difficulty
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ OPTIONS: dict[str, dict] = {
     "length": {},
     "bert": {"mode": "top", "train_layers": 2, "epochs": 2, "max_length": 128},
     "causal_llm": {"mode": "lora", "lora_r": 8, "epochs": 1, "max_length": 160, "max_examples": 1200},
+    # pooled gains of every source's training split (alpaca_eval folds 1-4); the battles below only calibrate it
+    "difficulty": {"l2": 1.0},
 }
 # Per router, the mix with the best mean APGR on the development splits in benchmarks/data_ablation.py (the
 # sources' own 10% validation examples; no evaluation benchmark is looked at): a quarter of the alpaca_eval
@@ -46,6 +48,7 @@ DATA: dict[str, tuple[str, ...]] = {
     "length": DEFAULT_DATA,
     "bert": WITH_ALPACA,
     "causal_llm": WITH_ALPACA,
+    "difficulty": WITH_ALPACA,
 }
 
 

@@ -139,3 +139,24 @@ def test_routing_threads_are_set_for_the_worker_thread_only() -> None:
     assert seen["worker"] == target
     assert torch.get_num_threads() == main_before
     assert seen["fresh"] == main_before
+
+
+@pytest.mark.slow
+def test_default_router_reads_the_same_tokens_and_routes_a_1mb_prompt_as_its_clipped_form() -> None:
+    from routing_core import load_router
+    from routing_core.embedders import TransformerEmbedder
+
+    router = load_router("difficulty")
+    big = "Explain what this service log says about the outage.\n" + "".join(
+        f"{i:06d} GET /api/v1/items?page={i % 97} 200 12ms\n" for i in range(30_000)
+    )
+    assert len(big) > 10**6
+    bound = chars_for_tokens(256)
+    # the embedding reads only the clipped text; the size features (the length baseline) see the whole prompt
+    emb = router.embedder  # type: ignore[attr-defined]
+    np.testing.assert_allclose(emb.embed([big]), emb.embed([clip_text(big, bound)]), atol=1e-6)
+    assert 0.0 <= float(router.win_rate([big])[0]) <= 1.0
+    tok = TransformerEmbedder()._load()[1]
+    full = tok(big[:200_000], truncation=True, max_length=256)["input_ids"]
+    clipped = tok(clip_text(big, bound), truncation=True, max_length=256)["input_ids"]
+    assert full == clipped  # ordinary text: the kept head alone fills the 256-token window

@@ -70,9 +70,9 @@ def test_route_dataset_matches_the_in_process_path(local_ray: Any) -> None:
 @pytest.mark.slow
 def test_embedding_router_on_actors_matches(local_ray: Any) -> None:
     texts = prompts(200)
-    router = load_router("logistic")
+    router = load_router("difficulty")
     got = distributed.collect_decisions(
-        distributed.route_dataset(texts, "logistic", strong_fraction=0.5, batch_size=64)
+        distributed.route_dataset(texts, "difficulty", strong_fraction=0.5, batch_size=64)
     )
     want = in_process(router, texts, router.threshold_for_strong_fraction(0.5))
     rates = [
