@@ -84,7 +84,7 @@ class RouteStoreEventHandler(BaseEventHandler):
     def _handle(self, event: BaseEvent) -> None:
         if isinstance(event, RoutingDecisionEvent):
             with self._lock:
-                self._pending[event.decision_id] = {"payload": event.payload, "text": None, "answer": None}
+                self._pending[event.decision_id] = {"payload": _payload(event), "text": None, "answer": None}
             _current.set(event.decision_id)
             return
         if isinstance(event, RoutedCallEndEvent):
@@ -118,16 +118,17 @@ class RouteStoreEventHandler(BaseEventHandler):
             entry["answer"] = event.response.text
 
     def _record(self, event: RoutedCallEndEvent, entry: dict[str, Any] | None) -> None:
-        payload = entry["payload"] if entry else {"side": event.side, "model": event.model}
+        name = getattr(event, "model_name", None) or getattr(event, "model", None)
+        payload = entry["payload"] if entry else {"side": event.side, "model_name": name}
         d = decision_from_payload(event.decision_id, payload, framework="llamaindex")
-        d.model = event.model or d.model
+        d.model = name or d.model
         d.strong_model = event.strong_model or d.strong_model
         d.weak_model = event.weak_model or d.weak_model
         d.status = event.status
         d.error = event.error
         d.input_tokens, d.output_tokens = event.input_tokens, event.output_tokens
         if event.status != "error":
-            d.cost = self.price_table.cost(event.model, event.input_tokens, event.output_tokens)
+            d.cost = self.price_table.cost(d.model, event.input_tokens, event.output_tokens)
         if entry:
             d.prompt, d.answer = entry["text"], entry["answer"]
         self.store.record(d)
@@ -142,3 +143,15 @@ class RouteStoreEventHandler(BaseEventHandler):
     def stats(self) -> StoreStats:
         """The store's counters (queued, written, dropped, errors)."""
         return self.store.stats  # type: ignore[no-any-return]
+
+
+def _payload(event: RoutingDecisionEvent) -> dict[str, Any]:
+    """The decision's fields, whichever payload schema the wrapper emits (old `model`, new `model_name`)."""
+    payload = getattr(event, "payload", None)
+    if isinstance(payload, dict):
+        return dict(payload)
+    return {
+        k: v
+        for k, v in event.model_dump().items()
+        if k not in ("timestamp", "id_", "span_id", "tags", "class_name")
+    }

@@ -130,7 +130,8 @@ def test_a_stuck_database_never_blocks_the_caller(tmp_path: Path) -> None:
     th.join()
     assert store.flush()
     written = len(store.decisions())
-    assert store.stats.dropped == 100 - written and 10 <= written <= 11  # queue size, plus one in the writer
+    # what fit: a full queue, plus at most one queue's worth the writer had taken before it got stuck
+    assert store.stats.dropped == 100 - written and 10 <= written <= 20
     store.close()
 
 
