@@ -19,6 +19,7 @@ import numpy as np
 
 from routing_core.checkpoints import load_tensors, require
 from routing_core.embedders import Embedder
+from routing_core.router import TrainsOn
 from routing_core.routers._base import TrainedRouter, embedder_for
 from routing_core.routers.logistic import features
 
@@ -26,8 +27,8 @@ from routing_core.routers.logistic import features
 class DifficultyRouter(TrainedRouter):
     """Ridge regression of the pooled strong-over-weak gain on [embedding, size features]; Platt-calibrated."""
 
-    name: ClassVar[str] = "difficulty"
-    trains_on: ClassVar[str] = "tables"
+    name = "difficulty"
+    trains_on: ClassVar[TrainsOn] = "tables"
 
     def __init__(self, l2: float = 1.0, embedder: str | Embedder | None = None) -> None:
         super().__init__(embedder)
