@@ -15,7 +15,11 @@ from routing_core.data.records import Battle
 from routing_core.embedders import CallableEmbedder
 from routing_core.training import TrainingData, pair_examples, train_router
 
-TOPICS = ["proof theorem integral derivative equation", "hello thanks weather movie joke", "python function code bug compile"]
+TOPICS = [
+    "proof theorem integral derivative equation",
+    "hello thanks weather movie joke",
+    "python function code bug compile",
+]
 
 
 def toy_vec(text: str, dim: int = 16) -> np.ndarray:
@@ -44,12 +48,26 @@ def synthetic_data(n: int = 240, seed: int = 0) -> TrainingData:
         winner = "model_a" if r < p_strong * 0.8 else "model_b" if r > 1 - (1 - p_strong) * 0.8 else "tie"
         battles.append(Battle(prompt, "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", winner, "toy"))
         other = rng.choice(["llama-2-70b-chat", "claude-2.1", "gpt-3.5-turbo-1106"])
-        battles.append(Battle(prompt, str(other), "mixtral-8x7b-instruct-v0.1", str(rng.choice(["model_a", "model_b", "tie"])), "toy"))  # type: ignore[arg-type]
-        battles.append(Battle(prompt, "gpt-4-1106-preview", str(other), "model_a" if topic == 0 else "tie", "toy"))
+        battles.append(
+            Battle(
+                prompt,
+                str(other),
+                "mixtral-8x7b-instruct-v0.1",
+                str(rng.choice(["model_a", "model_b", "tie"])),
+                "toy",
+            )
+        )  # type: ignore[arg-type]
+        battles.append(
+            Battle(prompt, "gpt-4-1106-preview", str(other), "model_a" if topic == 0 else "tie", "toy")
+        )
     return TrainingData(battles, pair_examples(battles), {"toy": len(battles)})
 
 
-QUERIES = ["request: proof theorem integral please", "request: hello thanks joke please", "request: python code bug please"]
+QUERIES = [
+    "request: proof theorem integral please",
+    "request: hello thanks joke please",
+    "request: python code bug please",
+]
 
 
 def _roundtrip(router, tmp_path: Path, **load_kwargs):
@@ -69,7 +87,9 @@ def test_embedding_routers_train_save_load(name: str, tmp_path: Path) -> None:
     opts = {"embedder": TOY}
     if name == "mf":
         opts.update(max_epochs=60, progress=False, dim=16, lr=3e-3)
-    router = train_router(name, data, TOY.embed, reference=[f"ref {i} proof hello" for i in range(50)], **opts)
+    router = train_router(
+        name, data, TOY.embed, reference=[f"ref {i} proof hello" for i in range(50)], **opts
+    )
     loaded, folder = _roundtrip(router, tmp_path, **({} if name == "length" else {"embedder": TOY}))
     w = loaded.win_rate(QUERIES)
     if name != "length":
@@ -83,7 +103,9 @@ def test_embedding_routers_train_save_load(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["mf", "sw_ranking"])
 def test_pair_chosen_by_name_and_unknown_model(name: str, tmp_path: Path) -> None:
     data = synthetic_data()
-    router = train_router(name, data, TOY.embed, embedder=TOY, **({"max_epochs": 5, "progress": False} if name == "mf" else {}))
+    router = train_router(
+        name, data, TOY.embed, embedder=TOY, **({"max_epochs": 5, "progress": False} if name == "mf" else {})
+    )
     folder = router.save(tmp_path / name)
     other = load_router(str(folder), embedder=TOY, strong_model="claude-2.1", weak_model="llama-2-70b-chat")
     assert other.win_rate(QUERIES).shape == (3,)
@@ -113,33 +135,30 @@ def test_no_usable_battles_is_a_clear_error() -> None:
 
     only_others = [Battle("a long enough prompt here", "x", "y", "tie")]
     with pytest.raises(DataError, match="no strong-tier vs weak-tier battles"):
-        train_router("logistic", TrainingData(only_others, pair_examples(only_others)), TOY.embed, embedder=TOY)
+        train_router(
+            "logistic", TrainingData(only_others, pair_examples(only_others)), TOY.embed, embedder=TOY
+        )
 
 
-def test_official_routellm_mf_layout(tmp_path: Path) -> None:
+def test_official_mf_layout_has_one_reader(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
+
+    from routing_core.registry import load_checkpoint
+    from routing_core.routers.official import OfficialMFRouter
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "official"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"dim": 8, "num_models": 3, "text_dim": 16, "num_classes": 1, "use_proj": True}))
-    P = rng.normal(size=(3, 8)).astype(np.float32)
-    W = rng.normal(size=(8, 16)).astype(np.float32)
-    head = rng.normal(size=(1, 8)).astype(np.float32)
-    save_file({"P.weight": P, "text_proj.0.weight": W, "classifier.0.weight": head}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"dim": 8, "num_models": 3, "text_dim": 16}))
+    tensors = {"P.weight": (3, 8), "text_proj.0.weight": (8, 16), "classifier.0.weight": (1, 8)}
+    save_file(
+        {k: rng.normal(size=v).astype(np.float32) for k, v in tensors.items()},
+        str(folder / "model.safetensors"),
+    )
     models = ["claude-2.1", "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"]
-    from routing_core.registry import load_checkpoint  # MFRouter's reader (load_router prefers routers.official)
-
-    with pytest.raises(CheckpointError, match="needs embedder"):
-        load_checkpoint(str(folder))
-    r = load_checkpoint(str(folder), embedder=TOY, models=models, strong_model="gpt-4-1106-preview", weak_model="mixtral-8x7b-instruct-v0.1")
-    q = TOY.embed(QUERIES)
-    # reference computation, written the way RouteLLM's MFModel does it (torch-free)
-    def score(m: int) -> np.ndarray:
-        v = P[m] / np.linalg.norm(P[m])
-        return (v * (q @ W.T)) @ head[0]
-    expected = 1 / (1 + np.exp(-(score(1) - score(2))))
-    np.testing.assert_allclose(r.win_rate(QUERIES), expected, rtol=1e-5)
+    kw = {"embedder": TOY, "models": models}
+    # the registry's checkpoint path and load_router both end in routers.official, never in a second reader
+    assert isinstance(load_checkpoint(str(folder), **kw), OfficialMFRouter)
 
 
 @pytest.mark.slow
@@ -153,10 +172,14 @@ def test_bert_router_tiny_backbone(tmp_path: Path) -> None:
     for f in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
         if (minilm_path() / f).exists():
             shutil.copy(minilm_path() / f, backbone / f)
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)).save_pretrained(backbone)
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(backbone)
     data = synthetic_data(90)
     for mode in ("top", "frozen"):
-        router = train_router("bert", data, None, backbone=str(backbone), mode=mode, train_layers=1, epochs=1, max_length=32)
+        router = train_router(
+            "bert", data, None, backbone=str(backbone), mode=mode, train_layers=1, epochs=1, max_length=32
+        )
         loaded, folder = _roundtrip(router, tmp_path / mode)
         stored = json.loads((folder / "config.json").read_text())
         assert stored["mode"] == mode
@@ -166,13 +189,36 @@ def _tiny_causal_lm(folder: Path) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    words = ["<unk>", "<pad>", "</s>", *list("12345"), *sorted({w for t in TOPICS for w in t.split()}), "request", "please", "score", "rate"]
+    words = [
+        "<unk>",
+        "<pad>",
+        "</s>",
+        *list("12345"),
+        *sorted({w for t in TOPICS for w in t.split()}),
+        "request",
+        "please",
+        "score",
+        "rate",
+    ]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>"
+    )
     fast.save_pretrained(folder)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)).save_pretrained(folder)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(words),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
+    ).save_pretrained(folder)
 
 
 @pytest.mark.slow
@@ -182,7 +228,9 @@ def test_causal_llm_router_tiny_model(mode: str, tmp_path: Path) -> None:
     backbone = tmp_path / "tiny-llama"
     _tiny_causal_lm(backbone)
     data = synthetic_data(60)
-    router = train_router("causal_llm", data, None, backbone=str(backbone), mode=mode, epochs=1, max_length=96)
+    router = train_router(
+        "causal_llm", data, None, backbone=str(backbone), mode=mode, epochs=1, max_length=96
+    )
     _roundtrip(router, tmp_path / "out")
 
 
@@ -213,9 +261,16 @@ def test_every_hyperparameter_is_in_init_and_round_trips_through_get_params() ->
 
     mf = MFRouter(dim=8, lr=1e-2, max_epochs=3, seed=7, embedder=TOY)
     params = mf.get_params()
-    assert params["lr"] == 1e-2 and params["max_epochs"] == 3 and params["seed"] == 7 and params["embedder"] == "toy"
+    assert (
+        params["lr"] == 1e-2
+        and params["max_epochs"] == 3
+        and params["seed"] == 7
+        and params["embedder"] == "toy"
+    )
     assert set(params) == set(MFRouter.param_names())
-    assert repr(mf).startswith("MFRouter(strong_model='gpt-4-1106-preview', weak_model='mixtral-8x7b-instruct-v0.1', dim=8")
+    assert repr(mf).startswith(
+        "MFRouter(strong_model='gpt-4-1106-preview', weak_model='mixtral-8x7b-instruct-v0.1', dim=8"
+    )
     clone = MFRouter(**{**params, "embedder": TOY})
     assert clone.get_params() == params
     assert set(BertRouter.param_names()) >= {"epochs", "lr", "seed", "mode", "backbone"}
@@ -224,7 +279,9 @@ def test_every_hyperparameter_is_in_init_and_round_trips_through_get_params() ->
 
 
 def test_checkpoint_config_is_driven_by_get_params(tmp_path: Path) -> None:
-    router = train_router("mf", synthetic_data(), TOY.embed, embedder=TOY, dim=8, max_epochs=2, lr=1e-2, progress=False)
+    router = train_router(
+        "mf", synthetic_data(), TOY.embed, embedder=TOY, dim=8, max_epochs=2, lr=1e-2, progress=False
+    )
     cfg = json.loads((router.save(tmp_path / "mf") / "config.json").read_text())
     for k, v in router.get_params().items():
         assert cfg[k] == v, k
@@ -241,7 +298,12 @@ def test_not_fitted_is_a_routing_error_not_an_assert() -> None:
     from routing_core.routers.matrix_factorization import MFRouter
     from routing_core.routers.sw_ranking import SWRankingRouter
 
-    for router in (LogisticRouter(embedder=TOY), KNNRouter(embedder=TOY), MFRouter(embedder=TOY), SWRankingRouter(embedder=TOY)):
+    for router in (
+        LogisticRouter(embedder=TOY),
+        KNNRouter(embedder=TOY),
+        MFRouter(embedder=TOY),
+        SWRankingRouter(embedder=TOY),
+    ):
         with pytest.raises(NotFittedError, match="is not fitted") as info:
             router.win_rate(["hello"])
         assert isinstance(info.value, RoutingError)

@@ -123,7 +123,7 @@ class TrainedRouter(Router):
     def _win_rate(self, prompts: list[str]) -> np.ndarray:
         return self.calibrate_scores(self.raw_scores(prompts))
 
-    def win_rate_from_embeddings(self, prompts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+    def win_rate_from_embeddings(self, prompts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
         """Calibrated win rates when the caller already has the prompts' embeddings (evaluation, training)."""
         return np.clip(self.calibrate_scores(self.raw_scores(prompts, embeddings)), 0.0, 1.0)
 

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from routing_core.batching import map_length_sorted
-from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors
+from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors, validate_config
 from routing_core.embedders import minilm_path
 from routing_core.errors import CheckpointError
 from routing_core.routers._base import TrainedRouter, fine_tune, seeded_torch, split_pairs
+from routing_core.text import chars_for_tokens, clip_all
 
 MODES = ("full", "top", "frozen")
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
@@ -91,7 +92,11 @@ class BertRouter(TrainedRouter):
         import torch
 
         enc = self._tok(
-            list(prompts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            clip_all(list(prompts), chars_for_tokens(self.max_length)),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         with torch.set_grad_enabled(grad):
             hidden = self._model(**enc).last_hidden_state
@@ -183,6 +188,7 @@ class BertRouter(TrainedRouter):
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any], backbone: str | None = None, **_: Any) -> BertRouter:
+        config = validate_config(folder, config, cls.name)
         import torch
 
         r = cls(**cls.params_from_config(config, backbone=backbone))

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from routing_core.batching import map_length_sorted
-from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors
+from routing_core.checkpoints import PRETRAINED_KWARGS, TOKENIZER_KWARGS, load_tensors, validate_config
 from routing_core.errors import CheckpointError
 from routing_core.routers._base import TrainedRouter, fine_tune, seeded_torch, split_pairs
+from routing_core.text import clip_for_tokens
 
 DEFAULT_BACKBONE = "SmolLM2-135M-Instruct"
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -122,6 +123,7 @@ class CausalLLMRouter(TrainedRouter):
         budget = max(16, self.max_length - 64)  # room for the instruction and chat markup
         out = []
         for p in prompts:
+            p = clip_for_tokens(p, budget)  # a huge prompt costs what the token window reads
             ids = tok.encode(p, add_special_tokens=False)
             if len(ids) > budget:
                 p = tok.decode(ids[:budget])
@@ -238,6 +240,7 @@ class CausalLLMRouter(TrainedRouter):
     def load(
         cls, folder: Path, config: dict[str, Any], backbone: str | None = None, **_: Any
     ) -> CausalLLMRouter:
+        config = validate_config(folder, config, cls.name)
         import torch
 
         r = cls(**cls.params_from_config(config, backbone=backbone))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from routing_core.checkpoints import load_tensors, require
+from routing_core.checkpoints import load_tensors, require, validate_config
 from routing_core.embedders import Embedder
 from routing_core.routers._base import TrainedRouter, embedder_for, log_loss
 
@@ -91,6 +91,7 @@ class KNNRouter(TrainedRouter):
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None) -> KNNRouter:
+        config = validate_config(folder, config, cls.name)
         r = cls(**cls.params_from_config(config, embedder=embedder_for(config, embedder)))
         r.keys, r.targets = require(load_tensors(folder), folder, "keys", "targets")
         r.restore_common(config, folder)

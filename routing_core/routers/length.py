@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from routing_core.calibration import fit_logistic
+from routing_core.checkpoints import validate_config
 from routing_core.routers._base import TrainedRouter
 
 
@@ -55,6 +56,7 @@ class LengthRouter(TrainedRouter):
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any], **kwargs: Any) -> LengthRouter:
         """Rebuild from a checkpoint config (a and b)."""
+        config = validate_config(folder, config, cls.name)
         r = cls(**cls.params_from_config(config))
         r.restore_common(config, folder)
         return r

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from routing_core.calibration import fit_logistic
-from routing_core.checkpoints import load_tensors, require
+from routing_core.checkpoints import load_tensors, require, validate_config
 from routing_core.embedders import Embedder
 from routing_core.routers._base import TrainedRouter, embedder_for, log_loss
 
@@ -93,6 +93,7 @@ class LogisticRouter(TrainedRouter):
     def load(
         cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None
     ) -> LogisticRouter:
+        config = validate_config(folder, config, cls.name)
         r = cls(**cls.params_from_config(config, embedder=embedder_for(config, embedder)))
         (coef,) = require(load_tensors(folder), folder, "coef")
         r.coef = coef.astype(np.float64)

@@ -3,7 +3,7 @@
 score(m, q) = w . (normalise(v_m) * W q);  win_rate = sigmoid(score(strong, q) - score(weak, q)).
 Trained on every model in the battles (ties dropped), so the strong and weak models are picked by name when
 the router is built, from the models it was trained on. Also loads the official RouteLLM MF checkpoint layout
-(`config.json` + `model.safetensors`, 1536-d text embeddings) with a user-supplied embedder.
+(`config.json` + `model.safetensors`) by delegating to `routing_core.routers.official` (the one reader of it).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from routing_core.checkpoints import load_tensors, require
+from routing_core.checkpoints import load_tensors, require, validate_config
 from routing_core.data.aliases import DEFAULT_STRONG_MODEL, DEFAULT_WEAK_MODEL
 from routing_core.embedders import Embedder
 from routing_core.errors import CheckpointError
@@ -210,8 +210,18 @@ class MFRouter(TrainedRouter):
         embedder: str | Embedder | None = None,
         models: Sequence[str] | dict[str, int] | None = None,
     ) -> MFRouter:
-        if config.get("format") is None:
-            return cls._load_official(folder, config, strong_model, weak_model, embedder, models)
+        if config.get("format") is None:  # RouteLLM's own layout: one reader, routers.official
+            from routing_core.routers.official import load_official
+
+            extra: dict[str, Any] = {
+                k: v for k, v in (("strong_model", strong_model), ("weak_model", weak_model)) if v
+            }
+            if models is not None:  # names in id order, or name -> id
+                extra["model_ids"] = (
+                    dict(models) if isinstance(models, dict) else {m: i for i, m in enumerate(models)}
+                )
+            return load_official(folder, embedder=embedder, **extra)  # type: ignore[return-value]
+        config = validate_config(folder, config, cls.name)
         r = cls(
             **cls.params_from_config(
                 config,
@@ -232,49 +242,6 @@ class MFRouter(TrainedRouter):
         if same_pair:
             r.restore_common(config, folder)
         r._mark_fitted()
-        return r
-
-    @classmethod
-    def _load_official(
-        cls,
-        folder: Path,
-        config: dict[str, Any],
-        strong_model: str | None,
-        weak_model: str | None,
-        embedder: str | Embedder | None,
-        models: Sequence[str] | dict[str, int] | None,
-    ) -> MFRouter:
-        """RouteLLM's own layout: P.weight, text_proj.0.weight, classifier.0.weight; 1536-d text embeddings.
-
-        Its model ids are positions in RouteLLM's MODEL_IDS table, so pass `models` (names in id order, or a
-        name -> id dict) and an `embedder` producing the checkpoint's text_dim (e.g. OpenAI
-        text-embedding-3-small through `CallableEmbedder`).
-        """
-        if embedder is None:
-            raise CheckpointError(
-                f"{folder}: an official RouteLLM MF checkpoint needs embedder=<Embedder of dim {config.get('text_dim')}>"
-            )
-        if models is None:
-            raise CheckpointError(
-                f"{folder}: an official RouteLLM MF checkpoint needs models=<names in id order or name->id dict>"
-            )
-        tensors = load_tensors(folder, "model.safetensors")
-        P, W, head = require(tensors, folder, "P.weight", "text_proj.0.weight", "classifier.0.weight")
-        names = sorted(models, key=models.__getitem__) if isinstance(models, dict) else list(models)
-        if len(names) != P.shape[0]:
-            raise CheckpointError(f"{folder}: {len(names)} model names given for {P.shape[0]} model vectors")
-        dim = int(config.get("dim") or config.get("hidden_size") or P.shape[1])
-        if strong_model is None or weak_model is None:
-            raise CheckpointError(f"{folder}: pass strong_model= and weak_model= (names from `models`)")
-        r = cls(strong_model, weak_model, dim, embedder)
-        r.models = names
-        r._mark_fitted()
-        r.P, r.W, r.w = P.astype(np.float32), W.astype(np.float32), head.astype(np.float32).reshape(-1)
-        if r.W.shape[1] != r.embedder.dim:
-            raise CheckpointError(
-                f"{folder}: text_dim {r.W.shape[1]} but the embedder gives {r.embedder.dim}"
-            )
-        r._pair()
         return r
 
 

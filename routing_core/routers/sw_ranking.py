@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from routing_core.checkpoints import load_tensors, require
+from routing_core.checkpoints import load_tensors, require, validate_config
 from routing_core.data.aliases import DEFAULT_STRONG_MODEL, DEFAULT_WEAK_MODEL
 from routing_core.embedders import Embedder
 from routing_core.errors import CheckpointError
@@ -266,6 +266,7 @@ class SWRankingRouter(TrainedRouter):
         weak_model: str | None = None,
         embedder: str | Embedder | None = None,
     ) -> SWRankingRouter:
+        config = validate_config(folder, config, cls.name)
         r = cls(
             **cls.params_from_config(
                 config,
