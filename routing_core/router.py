@@ -111,7 +111,9 @@ class Router(ABC):
         out: dict[str, Any] = {"router": self.name}
         for k, v in self.get_params().items():
             out[k] = (
-                v if v is None or isinstance(v, str | int | float | bool) else getattr(v, "name", type(v).__name__)
+                v
+                if v is None or isinstance(v, str | int | float | bool)
+                else getattr(v, "name", type(v).__name__)
             )
         fp = self.fingerprint()
         if fp is not None:

@@ -118,7 +118,9 @@ def test_policy_threshold_rule_and_payload_schema() -> None:
     assert d.side == "strong" and d.win_rate == 0.5 and d.reason == "router"  # ties go strong
     payload = d.payload()
     assert tuple(payload) == PAYLOAD_KEYS
-    assert payload["model_name"] == "big-model" and payload["router"] == "fixed" and payload["threshold"] == 0.5
+    assert (
+        payload["model_name"] == "big-model" and payload["router"] == "fixed" and payload["threshold"] == 0.5
+    )
     assert payload["source"] == "last_user_message" and payload["text_preview"].startswith("prove that")
     assert len(payload["text_hash"]) == 16
     assert _policy([0.4999], threshold=0.5).decide("x").side == "weak"  # type: ignore[attr-defined]
@@ -165,9 +167,15 @@ def test_policy_resolves_exactly_one_of_threshold_and_strong_fraction() -> None:
 def test_pick_routing_text_fallback_rule() -> None:
     from routing_core.policy import pick_routing_text
 
-    assert pick_routing_text([(True, "first"), (False, "answer"), (True, "second")]) == ("second", "last_user_message")
+    assert pick_routing_text([(True, "first"), (False, "answer"), (True, "second")]) == (
+        "second",
+        "last_user_message",
+    )
     # the last user turn has no text (an image): the closest earlier user turn with text
-    assert pick_routing_text([(True, "first"), (True, None), (False, "tool output")]) == ("first", "earlier_user_message")
+    assert pick_routing_text([(True, "first"), (True, None), (False, "tool output")]) == (
+        "first",
+        "earlier_user_message",
+    )
     # assistant/system/tool text never counts
     assert pick_routing_text([(False, "system prompt"), (False, "tool output")]) == ("", "no_user_text")
     assert pick_routing_text([]) == ("", "no_user_text")
@@ -267,9 +275,13 @@ def _win_rate_threshold_comparisons(path: object) -> list[int]:
     source = Path(str(path)).read_text()
     lines = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Compare) and any(isinstance(o, ast.Gt | ast.GtE | ast.Lt | ast.LtE) for o in node.ops):
+        if isinstance(node, ast.Compare) and any(
+            isinstance(o, ast.Gt | ast.GtE | ast.Lt | ast.LtE) for o in node.ops
+        ):
             sides = [ast.get_source_segment(source, x) or "" for x in [node.left, *node.comparators]]
-            if any("win" in s or "rate" in s or "score" in s for s in sides) and any("thresh" in s for s in sides):
+            if any("win" in s or "rate" in s or "score" in s for s in sides) and any(
+                "thresh" in s for s in sides
+            ):
                 lines.append(node.lineno)
     return lines
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from lc_fakes import FakeAnthropicChat, FakeOpenAIChat
@@ -23,7 +25,7 @@ PROMPTS = [
 ]
 
 
-def _pair(threshold: float = 0.5, **kw: object) -> tuple[RoutedChatModel, RoutedLLM]:
+def _pair(threshold: float = 0.5, **kw: Any) -> tuple[RoutedChatModel, RoutedLLM]:
     router = RandomRouter(seed=3)
     lc = RoutedChatModel(
         strong=FakeOpenAIChat(), weak=FakeAnthropicChat(), router=router, threshold=threshold, **kw
