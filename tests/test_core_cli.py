@@ -152,23 +152,30 @@ def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not allowed with argument" in err and len(err.splitlines()) == 1
 
 
-def test_train_calibrate_eval_cli_roundtrip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def length_battles(path: Path, n: int, model_a: str, model_b: str, stem: str, reps: int) -> Path:
+    """JSONL battles where the longer prompts go to model_a: a set the length router separates perfectly."""
     rows = []
-    for i in range(120):
+    for i in range(n):
         long = i % 2 == 0
-        prompt = (
-            "Explain in depth, step by step, with proofs and examples: " * (6 if long else 1)
-        ) + f"topic {i}"
+        prompt = stem * (reps if long else 1) + f"topic {i}"
         rows.append(
             {
                 "prompt": prompt,
-                "model_a": "gpt4_1106_preview",
-                "model_b": "Mixtral-8x7B-Instruct-v0.1",
+                "model_a": model_a,
+                "model_b": model_b,
                 "winner": "model_a" if long else "model_b",
             }
         )
-    battles = tmp_path / "b.jsonl"
-    battles.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_train_calibrate_eval_cli_roundtrip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    battles = length_battles(
+        tmp_path / "b.jsonl", 120, "gpt4_1106_preview", "Mixtral-8x7B-Instruct-v0.1",
+        "Explain in depth, step by step, with proofs and examples: ", 6,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in battles.read_text().splitlines()]
     out = tmp_path / "ck"
     assert (
         main(
@@ -297,20 +304,9 @@ def test_route_ray_options_are_checked_first(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_train_own_pair_uses_exact_model_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rows = []
-    for i in range(60):
-        long = i % 2 == 0
-        prompt = ("Explain in depth with proofs: " * (5 if long else 1)) + f"topic {i}"
-        rows.append(
-            {
-                "prompt": prompt,
-                "model_a": "gpt-4o",
-                "model_b": "gpt-4o-mini",
-                "winner": "model_a" if long else "model_b",
-            }
-        )
-    battles = tmp_path / "own.jsonl"
-    battles.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    battles = length_battles(
+        tmp_path / "own.jsonl", 60, "gpt-4o", "gpt-4o-mini", "Explain in depth with proofs: ", 5
+    )
     out = tmp_path / "ck"
     argv = [
         "train",

@@ -254,32 +254,18 @@ def test_writer_killed_at_random_moments_leaves_usable_files(tmp_path: Path) -> 
 
 
 def _battles(path: Path, n: int) -> Path:
-    rows = []
-    for i in range(n):
-        hard = i % 2 == 0
-        prompt = ("Prove the theorem step by step with care: " * (4 if hard else 1)) + f"case {i}"
-        rows.append({"prompt": prompt, "model_a": "gpt-4-1106-preview", "model_b": "mixtral-8x7b-instruct-v0.1",
-                     "winner": "model_a" if hard else "model_b"})  # fmt: skip
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
+    from test_core_cli import length_battles
+
+    return length_battles(
+        path, n, "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "Prove it step by step: ", 4
+    )
 
 
 def _tiny_encoder(folder: Path) -> Path:
     """A one-layer BERT encoder (fast to embed with) in safetensors, with MiniLM's tokenizer."""
-    import shutil
+    from test_core_checkpoint_safety import _safe_encoder
 
-    from transformers import BertConfig, BertModel
-
-    from routing_core.embedders import minilm_path
-
-    folder.mkdir(parents=True)
-    for f in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
-        if (minilm_path() / f).exists():
-            shutil.copy(minilm_path() / f, folder / f)
-    BertModel(
-        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    ).save_pretrained(folder)
-    return folder
+    return _safe_encoder(folder)
 
 
 def _kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 120.0) -> bool:
