@@ -240,7 +240,7 @@ def run_langchain(models: Models, router: str) -> RoutingCallbackHandler:
     last = LastRoute()
     for question in CHAT_QUESTIONS:
         answer = chain.invoke({"question": question}, config={"callbacks": [last]})
-        show("langchain", question, last.data.get("win_rate"), last.data.get("model", "?"),
+        show("langchain", question, last.data.get("win_rate"), last.data.get("side", "?"),
              last.data.get("model_name", "?"), answer)
     return totals
 

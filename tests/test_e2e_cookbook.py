@@ -73,11 +73,12 @@ def test_end_to_end_demo_runs_offline() -> None:
             assert model == ("smollm2-135m:careful" if side == "strong" else "smollm2-135m:brief")
         assert len(re.findall(rf"^\[{framework}\] A: \S", out, re.M)) == n, out
     assert out.count("routed on query_str") == 3  # the router read the question, not the stuffed prompt
-    assert "strong share: " in out and "of 4 call(s)" in out  # RoutingCallbackHandler summary
-    assert "routed calls: 3 " in out  # RoutingEventHandler summary
-    report = out.split("What routing saved", 1)[1]
-    assert "saved by routing: $" in report  # priced: the stand-ins have demo prices
-    assert "always-strong; saved $" in report
+    # both handlers print the one ledger's summary: LangChain saw 4 calls, LlamaIndex 3
+    lc, li = out.split("What routing saved: LangChain", 1)[1].split("What routing saved: LlamaIndex", 1)
+    assert "of 4 call(s)" in lc and "of 3 call(s)" in li
+    for report in (lc, li):
+        assert "saved by routing: $" in report  # priced: the stand-ins have demo prices
+        assert "vs always-strong: $" in report
 
 
 def test_missing_local_model_exits_zero_and_says_what_to_install(
