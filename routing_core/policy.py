@@ -218,6 +218,10 @@ class RoutingPolicy:
         """Score -> (side, the win rate to report or None, extra payload entries)."""
         raise NotImplementedError
 
+    async def _ascore(self, text: str) -> Any:
+        """`_score` off the event loop (a worker thread); subclasses may batch concurrent callers instead."""
+        return await asyncio.to_thread(self._score, text)
+
     # --- the shared pipeline ----------------------------------------------------------------------------
 
     def forced_side(self, requested: Any) -> str | None:
@@ -306,7 +310,7 @@ class RoutingPolicy:
         if early is not None:
             return early
         assert text is not None
-        return self.finish(text, source, await asyncio.to_thread(self._score, text))
+        return self.finish(text, source, await self._ascore(text))
 
     def decide_lazy(self, text_fn: Callable[[], tuple[str | None, str]], forced: Any = None) -> Decision:
         """`decide` with the text extracted only when needed (a forced call never reads the messages)."""
@@ -370,6 +374,12 @@ class TwoModelPolicy(RoutingPolicy):
 
     def _score(self, text: str) -> float:
         return float(self.router.win_rate([text])[0])
+
+    async def _ascore(self, text: str) -> float:
+        """Concurrent async decisions share one batched `win_rate` pass (routing_core.serving), off the loop."""
+        from routing_core.serving import awin_rate  # serving imports router, which imports this module
+
+        return float((await awin_rate(self.router, [text]))[0])
 
     def _choose(self, text: str, score: Any) -> tuple[str, float | None, Mapping[str, Any]]:
         win_rate = float(score)
