@@ -63,7 +63,9 @@ def main() -> int:
     def difficulty(k: int, sources: set[str]) -> Callable[[list[str]], np.ndarray]:
         alp = table.subset(np.array([folds[i] != k for i in table.ids]))
         ts = [t for t in [alp, *others] if t.name in sources]
-        r = DifficultyRouter(l2=1.0).fit([embed(t.prompts) for t in ts], [t.prompts for t in ts], [t.gain() for t in ts])
+        r = DifficultyRouter(l2=1.0).fit(
+            [embed(t.prompts) for t in ts], [t.prompts for t in ts], [t.gain() for t in ts]
+        )
         return lambda ps: r.raw_scores(ps, embed(ps))
 
     def logistic(k: int) -> Callable[[list[str]], np.ndarray]:
@@ -94,7 +96,9 @@ def main() -> int:
                     idx = [j for j, it in enumerate(b.items) if folds[it.id] == k]
                     scores[b.name][idx] = fn([b.items[j].prompt for j in idx])
         for b in benches:
-            m = evaluate_win_rates(scores[b.name], [it.strong for it in b.items], [it.weak for it in b.items], n_boot=args.n_boot)
+            m = evaluate_win_rates(
+                scores[b.name], [it.strong for it in b.items], [it.weak for it in b.items], n_boot=args.n_boot
+            )
             results[b.name].append(EvalResult(name, b.name, m, {}))
         print(name, " ".join(f"{r[-1].metrics.apgr:.3f}" for r in results.values()), flush=True)
     lines = [

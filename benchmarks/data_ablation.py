@@ -16,8 +16,20 @@ import numpy as np
 
 MIXES = {
     "no alpaca": ("shared:mmlu", "shared:routerbench", "shared:zeroeval", "shared:dcrouter"),
-    "alpaca@0.25": ("shared:mmlu", "shared:routerbench", "shared:zeroeval", "shared:dcrouter", "shared:alpaca@0.25"),
-    "alpaca@0.5": ("shared:mmlu", "shared:routerbench", "shared:zeroeval", "shared:dcrouter", "shared:alpaca@0.5"),
+    "alpaca@0.25": (
+        "shared:mmlu",
+        "shared:routerbench",
+        "shared:zeroeval",
+        "shared:dcrouter",
+        "shared:alpaca@0.25",
+    ),
+    "alpaca@0.5": (
+        "shared:mmlu",
+        "shared:routerbench",
+        "shared:zeroeval",
+        "shared:dcrouter",
+        "shared:alpaca@0.5",
+    ),
     "all": ("shared:mmlu", "shared:routerbench", "shared:zeroeval", "shared:dcrouter", "shared:alpaca"),
 }
 SOURCES = ("mmlu", "routerbench", "zeroeval", "alpaca_eval")
@@ -46,7 +58,12 @@ def main() -> int:
                 t = np.array([x.target for x in ex])
                 w = router.win_rate_from_embeddings(p, embed(p))
                 scores.append(evaluate_win_rates(w, t, 1 - t, n_boot=0).apgr)
-            print(f"{mix:<14} {name:<10} " + " ".join(f"{a:>12.3f}" for a in scores) + f" {np.mean(scores):>8.3f}", flush=True)
+            print(
+                f"{mix:<14} {name:<10} "
+                + " ".join(f"{a:>12.3f}" for a in scores)
+                + f" {np.mean(scores):>8.3f}",
+                flush=True,
+            )
     return 0
 
 

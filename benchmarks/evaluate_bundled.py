@@ -137,7 +137,9 @@ def protocol_section(results: dict) -> list[str]:  # noqa: ANN001
     lines.append("")
     if ranked:
         best = max(ranked)
-        lines.append(f"Protocol pick: `{best[1]}` (worst-case APGR {best[0]:.3f}). Each cell is APGR [95% lower bound].")
+        lines.append(
+            f"Protocol pick: `{best[1]}` (worst-case APGR {best[0]:.3f}). Each cell is APGR [95% lower bound]."
+        )
     else:
         lines.append("No bundled router passes the floor on every development benchmark.")
     lines.append("")
@@ -147,11 +149,18 @@ def protocol_section(results: dict) -> list[str]:  # noqa: ANN001
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--routers", default="random,length,difficulty",
-                    help="comma-separated bundled names, baselines or checkpoint folders (candidates for the bundle)")
+    ap.add_argument(
+        "--routers",
+        default="random,length,difficulty",
+        help="comma-separated bundled names, baselines or checkpoint folders (candidates for the bundle)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
-    ap.add_argument("--slow-sample", type=int, default=2000,
-                    help="slow routers (causal_llm) are scored on a seeded sample of at most this many items per benchmark")
+    ap.add_argument(
+        "--slow-sample",
+        type=int,
+        default=2000,
+        help="slow routers (causal_llm) are scored on a seeded sample of at most this many items per benchmark",
+    )
     args = ap.parse_args()
 
     from routing_core import load_router
@@ -167,13 +176,19 @@ def main() -> int:
         return 2
     embed = partial(embed_cached, default_embedder())
     # bundled names, the baselines, and checkpoint folders (a candidate's name is its folder name)
-    specs = {Path(n).name: n for n in args.routers.split(",") if n in BASELINES or n in bundled_names() or Path(n).is_dir()}
+    specs = {
+        Path(n).name: n
+        for n in args.routers.split(",")
+        if n in BASELINES or n in bundled_names() or Path(n).is_dir()
+    }
     names = list(specs)
     train_specs: set[str] = set()
     for n in names:
         if n not in BASELINES:
             train_specs.update(load_router(specs[n]).training_info.get("data", {}))
-    train_prompts = sorted({b.prompt for b in build_training_data(sorted(train_specs)).battles}) if train_specs else []
+    train_prompts = (
+        sorted({b.prompt for b in build_training_data(sorted(train_specs)).battles}) if train_specs else []
+    )
     keys = embed(train_prompts) if train_prompts else None
     benches = []
     for b in pooled.dev_benchmarks():
@@ -197,7 +212,9 @@ def main() -> int:
                 res = evaluate_router(router, b, n_boot=args.n_boot, embed=embed)
             else:
                 wr = cached_win_rates(router, n, b, embed)
-                metrics = evaluate_win_rates(wr, [it.strong for it in b.items], [it.weak for it in b.items], n_boot=args.n_boot)
+                metrics = evaluate_win_rates(
+                    wr, [it.strong for it in b.items], [it.weak for it in b.items], n_boot=args.n_boot
+                )
                 res = EvalResult(n, b.name, metrics, dict(b.dropped))
             results.setdefault(b.name, []).append(res)
         timing[n] = round(time.time() - t, 1)
@@ -217,38 +234,55 @@ def main() -> int:
     for bname, res in results.items():
         lines += [f"## {bname}", "", "```", format_table(res), "```", ""]
         dropped = res[0].dropped
-        lines.append("Dropped before evaluation: " + (", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none") + ".")
+        lines.append(
+            "Dropped before evaluation: "
+            + (", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none")
+            + "."
+        )
         if bname in NOTES:
             lines.append(NOTES[bname])
         sampled = [r.router for r in res if r.metrics.n < res[0].metrics.n]
         if sampled:
-            lines.append(f"`{'`, `'.join(sampled)}` scored on a seeded sample of {args.slow_sample} items (its `n` column); the reference lines are those of the full set.")
+            lines.append(
+                f"`{'`, `'.join(sampled)}` scored on a seeded sample of {args.slow_sample} items (its `n` column); the reference lines are those of the full set."
+            )
         if bname in PAPER:
             lines.append(f"Paper: {PAPER[bname]}.")
         best = max((r for r in res if r.router != "random"), key=lambda r: r.metrics.apgr, default=None)
         if best and bname in TARGETS:
             gap = best.metrics.apgr - TARGETS[bname]
             verdict = "meets" if gap >= 0 else f"misses by {-gap:.3f}"
-            lines.append(f"Best bundled router: `{best.router}` APGR {best.metrics.apgr:.3f} ({verdict} the {TARGETS[bname]:.2f} target).")
+            lines.append(
+                f"Best bundled router: `{best.router}` APGR {best.metrics.apgr:.3f} ({verdict} the {TARGETS[bname]:.2f} target)."
+            )
         if best and bname in TARGETS and best.metrics.apgr < TARGETS[bname] and bname in WHY_MISSED:
             lines.append(WHY_MISSED[bname])
         rand = next((r.metrics.apgr for r in res if r.router == "random"), 0.5)
         below = [r.router for r in res if r.router in LEARNED and r.metrics.apgr <= max(0.5, rand)]
         if below:
-            lines.append(f"Learned routers at or below the random line here: {', '.join(f'`{b}`' for b in below)}. "
-                         + BELOW_RANDOM_WHY.get(bname, ""))
+            lines.append(
+                f"Learned routers at or below the random line here: {', '.join(f'`{b}`' for b in below)}. "
+                + BELOW_RANDOM_WHY.get(bname, "")
+            )
         png = plots / f"{bname}.png"
         plot_results(res, str(png), title=f"{bname} (n={res[0].metrics.n})")
         lines += ["", f"![{bname}](plots/{png.name})", ""]
     lines += protocol_section(results)
-    lines += ["## Evaluation time per router (all four benchmarks, embeddings cached)", "", "| router | seconds |", "|---|---|"]
+    lines += [
+        "## Evaluation time per router (all four benchmarks, embeddings cached)",
+        "",
+        "| router | seconds |",
+        "|---|---|",
+    ]
     lines += [f"| {n} | {s} |" for n, s in timing.items()]
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     raw = {b: [r.to_dict() for r in res] for b, res in results.items()}
     for rs in raw.values():
         for r in rs:
             r.pop("curves", None)
-    (ROOT / "docs" / "results.json").write_text(json.dumps(raw, indent=1, default=float) + "\n", encoding="utf-8")
+    (ROOT / "docs" / "results.json").write_text(
+        json.dumps(raw, indent=1, default=float) + "\n", encoding="utf-8"
+    )
     print("\n\n".join(format_table(res) for res in results.values()))
     return 0
 

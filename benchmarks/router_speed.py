@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def sample_prompts(n: int, kind: str) -> list[str]:
-    """"arena": Arena-Hard prompts (real chat traffic, ~72 tokens on average, many long) when ../shared/data is
+    """ "arena": Arena-Hard prompts (real chat traffic, ~72 tokens on average, many long) when ../shared/data is
     present; "short": the shipped example prompts (~25 tokens). Each made unique so no cache can help."""
     from routing_core.data.shared import arena_hard_prompts, shared_data_dir
 
@@ -87,9 +87,15 @@ def main() -> int:
                 router.win_rate([p])
                 lat.append(1000 * (time.perf_counter() - t))
             rows.append((name, rate, statistics.median(lat), math_rate))
-        label = "Arena-Hard prompts (~72 tokens, up to 256)" if kind == "arena" else "short chat prompts (~25 tokens)"
+        label = (
+            "Arena-Hard prompts (~72 tokens, up to 256)"
+            if kind == "arena"
+            else "short chat prompts (~25 tokens)"
+        )
         print(f"## {label}")
-        print(f"{'router':<28} {'prompts/s':>10} {'p50 ms (1 prompt)':>18} {'math only /s':>13} {'x embedding':>12}")
+        print(
+            f"{'router':<28} {'prompts/s':>10} {'p50 ms (1 prompt)':>18} {'math only /s':>13} {'x embedding':>12}"
+        )
         for name, rate, p50, math_rate in rows:
             p50_s = "-" if p50 != p50 else f"{p50:.1f}"
             m_s = "-" if math_rate != math_rate else f"{math_rate:.0f}"

@@ -130,13 +130,19 @@ class LocalGenerator:
             enc = {k: v[:, -self.context_window :] for k, v in enc.items()}
         return enc
 
-    def _generate(self, turns: Sequence[Turn], max_new_tokens: int, stop: Sequence[str], streamer: Any) -> Generation:
+    def _generate(
+        self, turns: Sequence[Turn], max_new_tokens: int, stop: Sequence[str], streamer: Any
+    ) -> Generation:
         import torch
 
         enc = self._inputs(turns)
         n_in = int(enc["input_ids"].shape[1])
         extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": self.tokenizer} if stop else {}
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
         with self._lock, torch.inference_mode():
             out = self.model.generate(
                 **enc,
@@ -285,7 +291,11 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "instructions": self.instructions, "max_new_tokens": self.max_new_tokens}
+        return {
+            "model_name": self.model_name,
+            "instructions": self.instructions,
+            "max_new_tokens": self.max_new_tokens,
+        }
 
     def _budget(self, kwargs: dict[str, Any]) -> int:
         cap = kwargs.get("max_tokens")
@@ -394,7 +404,9 @@ class LocalLLM(CustomLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Answer a conversation."""
-        result = self._generator.generate(self._turns(messages), self._budget(kwargs), kwargs.get("stop") or ())
+        result = self._generator.generate(
+            self._turns(messages), self._budget(kwargs), kwargs.get("stop") or ()
+        )
         return ChatResponse(
             message=ChatMessage(role=MessageRole.ASSISTANT, content=result.text), raw=self._usage(result)
         )
@@ -411,7 +423,9 @@ class LocalLLM(CustomLLM):
                 yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta)
             assert stream.result is not None
             yield ChatResponse(
-                message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta="", raw=self._usage(stream.result)
+                message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
+                delta="",
+                raw=self._usage(stream.result),
             )
 
         return gen()

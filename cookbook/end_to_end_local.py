@@ -103,13 +103,24 @@ def _has(module: str) -> bool:
 
 
 def _hosted_backend() -> tuple[str | None, list[str]]:
-    """"openai", "anthropic" or None (stay local), and notes on why a key was not used."""
+    """ "openai", "anthropic" or None (stay local), and notes on why a key was not used."""
     if os.environ.get("ROUTELLM_COOKBOOK_OFFLINE", "") not in ("", "0"):
         return None, ["ROUTELLM_COOKBOOK_OFFLINE is set: using the local models"]
     notes = []
     for backend, key, packages in (
-        ("openai", "OPENAI_API_KEY", {"langchain_openai": "langchain-openai", "llama_index.llms.openai": "llama-index-llms-openai"}),
-        ("anthropic", "ANTHROPIC_API_KEY", {"langchain_anthropic": "langchain-anthropic", "llama_index.llms.anthropic": "llama-index-llms-anthropic"}),
+        (
+            "openai",
+            "OPENAI_API_KEY",
+            {"langchain_openai": "langchain-openai", "llama_index.llms.openai": "llama-index-llms-openai"},
+        ),
+        (
+            "anthropic",
+            "ANTHROPIC_API_KEY",
+            {
+                "langchain_anthropic": "langchain-anthropic",
+                "llama_index.llms.anthropic": "llama-index-llms-anthropic",
+            },
+        ),
     ):
         if not os.environ.get(key):
             continue
@@ -234,14 +245,22 @@ def run_langchain(models: Models, router: str) -> RoutingCallbackHandler:
         strong_fraction=STRONG_FRACTION,
         callbacks=[totals],  # every call through this model is counted
     )
-    prompt = ChatPromptTemplate.from_messages([("system", "You are a helpful assistant."), ("human", "{question}")])
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You are a helpful assistant."), ("human", "{question}")]
+    )
     chain = prompt | routed | StrOutputParser()
     print(f"\n== LangChain: prompt | RoutedChatModel | StrOutputParser (threshold {routed.threshold:.4f})")
     last = LastRoute()
     for question in CHAT_QUESTIONS:
         answer = chain.invoke({"question": question}, config={"callbacks": [last]})
-        show("langchain", question, last.data.get("win_rate"), last.data.get("side", "?"),
-             last.data.get("model_name", "?"), answer)
+        show(
+            "langchain",
+            question,
+            last.data.get("win_rate"),
+            last.data.get("side", "?"),
+            last.data.get("model_name", "?"),
+            answer,
+        )
     return totals
 
 
@@ -249,8 +268,12 @@ def run_llamaindex(models: Models, router: str) -> RoutingEventHandler:
     """A VectorStoreIndex query engine whose LLM is a RoutedLLM, over RAG_QUESTIONS; returns the totals handler."""
     totals = RoutingEventHandler(price_table=PriceTable(models.prices))
     get_dispatcher().add_event_handler(totals)  # sees every RoutedLLM call in the process
-    llm = RoutedLLM(strong=models.li_strong, weak=models.li_weak, router=router, strong_fraction=STRONG_FRACTION)
-    index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS], embed_model=models.embed_model)
+    llm = RoutedLLM(
+        strong=models.li_strong, weak=models.li_weak, router=router, strong_fraction=STRONG_FRACTION
+    )
+    index = VectorStoreIndex.from_documents(
+        [Document(text=t) for t in DOCUMENTS], embed_model=models.embed_model
+    )
     engine = index.as_query_engine(llm=llm, similarity_top_k=2)
     print(f"\n== LlamaIndex: VectorStoreIndex query engine with RoutedLLM (threshold {llm.threshold:.4f})")
     for question in RAG_QUESTIONS:
@@ -258,8 +281,10 @@ def run_llamaindex(models: Models, router: str) -> RoutingEventHandler:
         response = engine.query(question)
         d = totals.decisions[seen]  # the decision of this query's (single) LLM call
         show("llamaindex", question, d.win_rate, d.side, d.model, str(response))
-        print(f"[llamaindex]    routed on {d.source}; sources: "
-              + "; ".join(one_line(n.node.get_content(), 50) for n in response.source_nodes))
+        print(
+            f"[llamaindex]    routed on {d.source}; sources: "
+            + "; ".join(one_line(n.node.get_content(), 50) for n in response.source_nodes)
+        )
     return totals
 
 

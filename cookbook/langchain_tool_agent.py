@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--openai", action="store_true", help="use real OpenAI models (needs OPENAI_API_KEY)")
     parser.add_argument(
-        "--router", default="random", help="router name or checkpoint folder (e.g. the bundled mf or bert; random keeps the demo instant)"
+        "--router",
+        default="random",
+        help="router name or checkpoint folder (e.g. the bundled mf or bert; random keeps the demo instant)",
     )
     parser.add_argument("--strong-fraction", type=float, default=0.5, help="target share of strong calls")
     args = parser.parse_args(argv)

@@ -69,7 +69,9 @@ def main(names: list[str]) -> int:
             cache[specs] = build_training_data(specs)
         data = cache[specs]
         t = time.time()
-        router = train_router(name, data, embed, reference=ref, reference_name=ref_name, seed=0, **OPTIONS[name])
+        router = train_router(
+            name, data, embed, reference=ref, reference_name=ref_name, seed=0, **OPTIONS[name]
+        )
         router.training_info["train_seconds"] = round(time.time() - t, 1)
         tmp = Path(str(out) + ".tmp")
         router.save(tmp, model_card(router, data))

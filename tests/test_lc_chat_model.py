@@ -348,9 +348,7 @@ def test_default_routing_text_is_the_last_human_text() -> None:
     ]
     assert default_routing_text(messages) == "second"
     m = make_routed()
-    assert (
-        m.invoke(messages).response_metadata[METADATA_KEY]["side"] == "weak"
-    )  # "hard" elsewhere is ignored
+    assert m.invoke(messages).response_metadata[METADATA_KEY]["side"] == "weak"  # "hard" elsewhere is ignored
     assert m.router.seen == ["second"]
 
 

@@ -121,7 +121,9 @@ def alpaca_table() -> ScoreTable:
     """alpaca_eval: P(model beats GPT-4-Turbo) per instruction and model, averaged over the annotators present."""
     root = shared.require_shared() / "alpaca_eval"
     _, inst = read_csv(root / "instructions.csv", ["instruction_id", "instruction"])
-    _, rows = read_csv(root / "preferences_vs_gpt4_1106_preview.csv", ["instruction_id", "generator_2", "preference"])
+    _, rows = read_csv(
+        root / "preferences_vs_gpt4_1106_preview.csv", ["instruction_id", "generator_2", "preference"]
+    )
     acc: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in rows:
         if r["preference"].strip() and canonical_model(r["generator_1"]) == ALPACA_REFERENCE:
@@ -136,7 +138,9 @@ def alpaca_table() -> ScoreTable:
     table = ScoreTable("alpaca_eval", "judge", [r["instruction"] for r in inst], ids, models, mat)
     means = table.column_means()
     table.strong_models = [ALPACA_REFERENCE]
-    table.weak_models = [m for m, v in zip(models, means, strict=True) if ALPACA_WEAK_BAND[0] <= v <= ALPACA_WEAK_BAND[1]]
+    table.weak_models = [
+        m for m, v in zip(models, means, strict=True) if ALPACA_WEAK_BAND[0] <= v <= ALPACA_WEAK_BAND[1]
+    ]
     return table
 
 
@@ -156,7 +160,10 @@ def training_tables(alpaca_folds: Sequence[int] = (1, 2, 3, 4)) -> list[ScoreTab
 def pooled_benchmark(table: ScoreTable, name: str) -> Benchmark:
     """A table as a two-model benchmark: strong = the gain, weak = 1 - gain (soft P(strong beats weak))."""
     gain = table.gain()
-    items = [BenchmarkItem(p, float(g), float(1.0 - g), i) for p, g, i in zip(table.prompts, gain, table.ids, strict=True)]
+    items = [
+        BenchmarkItem(p, float(g), float(1.0 - g), i)
+        for p, g, i in zip(table.prompts, gain, table.ids, strict=True)
+    ]
     return Benchmark(name, items, "strong tier", "weak tier")
 
 

@@ -34,7 +34,10 @@ def shared_data_dir() -> Path | None:
     """The shared data folder, or None when this machine has none."""
     env = os.environ.get("ROUTELLM_SHARED_DATA")
     candidates = [Path(env)] if env else []
-    candidates += [Path.cwd() / ".." / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
+    candidates += [
+        Path.cwd() / ".." / "shared" / "data",
+        Path(__file__).resolve().parents[3] / "shared" / "data",
+    ]
     for c in candidates:
         if (c / "README.md").is_file():
             return c.resolve()
@@ -113,12 +116,20 @@ def routerbench_scored(split: Literal["train", "test"]) -> list[ScoredPrompt]:
     for task in ROUTERBENCH_TASKS:
         path = root / f"{task}_{split}.csv"
         header, rows = read_csv(path, ["sample_id", "prompt"])
-        models = [c for c in header if c and "|" not in c and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")]
+        models = [
+            c
+            for c in header
+            if c
+            and "|" not in c
+            and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")
+        ]
         for r in rows:
             try:
                 parsed = ast.literal_eval(r["prompt"])
             except (ValueError, SyntaxError) as e:
-                raise DataError(path, f"sample {r['sample_id']}: prompt is not a Python list literal ({e})") from e
+                raise DataError(
+                    path, f"sample {r['sample_id']}: prompt is not a Python list literal ({e})"
+                ) from e
             text = parsed[0] if isinstance(parsed, list) and parsed else str(parsed)
             scores = {canonical_model(m): float(r[m]) for m in models if r[m] != ""}
             out.append(ScoredPrompt(final_question(text), scores, r["sample_id"], "routerbench", task))
@@ -139,7 +150,13 @@ def mmlu_scored(split: Split = "train") -> list[ScoredPrompt]:
     """MMLU golden labels (the paper's augmentation) in the given split."""
     bench = mmlu_benchmark(split)
     return [
-        ScoredPrompt(it.prompt, {canonical_model(bench.strong_model): it.strong, canonical_model(bench.weak_model): it.weak}, it.id, "mmlu", it.group)
+        ScoredPrompt(
+            it.prompt,
+            {canonical_model(bench.strong_model): it.strong, canonical_model(bench.weak_model): it.weak},
+            it.id,
+            "mmlu",
+            it.group,
+        )
         for it in bench.items
     ]
 
@@ -149,7 +166,9 @@ def zeroeval_scored(split: Split = "train") -> list[ScoredPrompt]:
     root = require_shared() / "zeroeval"
     _, items = read_csv(root / "items.csv", ["task", "item_id", "question"])
     question = {(r["task"], r["item_id"]): r["question"] for r in items if r["task"] != "gsm"}
-    scored = load_correctness_long(root / "correctness_long.csv", "item_id", "model", "correct", source="zeroeval")
+    scored = load_correctness_long(
+        root / "correctness_long.csv", "item_id", "model", "correct", source="zeroeval"
+    )
     # load_correctness_long keyed rows by prompt column; here the "prompt" column is item_id, so map to text
     tasks = {r["item_id"]: r["task"] for r in items}
     out = []
@@ -158,7 +177,9 @@ def zeroeval_scored(split: Split = "train") -> list[ScoredPrompt]:
         if task is None or task == "gsm" or (task, sp.prompt) not in question:
             continue
         if _in_split(is_heldout_id(sp.prompt, "zeroeval"), split):
-            out.append(ScoredPrompt(question[(task, sp.prompt)], dict(sp.scores), sp.prompt, "zeroeval", task))
+            out.append(
+                ScoredPrompt(question[(task, sp.prompt)], dict(sp.scores), sp.prompt, "zeroeval", task)
+            )
     return out
 
 
@@ -179,7 +200,9 @@ class BannedPrompts:
         return any(n.startswith(b) for b in self.by_prefix.get(n[: self.KEY], ()))
 
 
-def dcrouter_scored(split: Literal["train", "test"], exclude: Iterable[str] | None = None) -> list[ScoredPrompt]:
+def dcrouter_scored(
+    split: Literal["train", "test"], exclude: Iterable[str] | None = None
+) -> list[ScoredPrompt]:
     """LLMRouter/DC-Router scores for 9 open models; rows whose question is a GSM8K test prompt are dropped."""
     root = require_shared() / "llmrouter_dcrouter"
     path = root / f"{split}.json"
@@ -201,7 +224,9 @@ def dcrouter_scored(split: Literal["train", "test"], exclude: Iterable[str] | No
 def alpaca_battles(split: Split = "train", annotator: str = "alpaca_eval_gpt4_turbo_fn") -> list[Battle]:
     """alpaca_eval judge verdicts vs gpt4_1106_preview, split by instruction id."""
     root = require_shared() / "alpaca_eval"
-    battles = load_judge_verdicts(root / "preferences_vs_gpt4_1106_preview.csv", root / "instructions.csv", annotator)
+    battles = load_judge_verdicts(
+        root / "preferences_vs_gpt4_1106_preview.csv", root / "instructions.csv", annotator
+    )
     return [b for b in battles if _in_split(is_heldout_id(b.id, "alpaca"), split)]
 
 
@@ -218,4 +243,7 @@ def alpaca_benchmark() -> Benchmark:
 
 def arena_hard_prompts() -> list[str]:
     """The 500 Arena-Hard prompts (no labels): the reference sample for threshold calibration."""
-    return [str(r["prompt"]) for r in read_jsonl(require_shared() / "arena_hard_v0.1" / "question.jsonl", ["prompt"])]
+    return [
+        str(r["prompt"])
+        for r in read_jsonl(require_shared() / "arena_hard_v0.1" / "question.jsonl", ["prompt"])
+    ]
