@@ -261,3 +261,50 @@ def fine_tune(
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
+
+
+# --- what the linear routers (logistic, difficulty) share ----------------------------------------------
+
+
+def length_features(prompts: list[str]) -> np.ndarray:
+    """Standardised prompt-size signals the (length-normalised) embedding cannot carry."""
+    chars = np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))
+    words = np.log1p(np.array([len(p.split()) for p in prompts], dtype=np.float32))
+    lines = np.log1p(np.array([p.count("\n") for p in prompts], dtype=np.float32))
+    digits = np.array([sum(c.isdigit() for c in p) / max(1, len(p)) for p in prompts], dtype=np.float32)
+    return np.stack([(chars - 5.5) / 1.2, (words - 4.0) / 1.2, lines - 1.0, digits * 10.0], axis=1)
+
+
+def features(prompts: list[str], embeddings: np.ndarray) -> np.ndarray:
+    return np.hstack([embeddings.astype(np.float32), length_features(prompts)])
+
+
+class LinearHeadRouter(TrainedRouter):
+    """A linear head `coef` over [embedding, size features] (+ bias): its checkpoint state and loading."""
+
+    coef: np.ndarray | None
+
+    def linear_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """`features @ coef[:-1] + coef[-1]` for fitted coefficients and given embeddings."""
+        self.check_fitted()
+        if self.coef is None or embeddings is None:
+            raise RuntimeError(f"{type(self).__name__} needs embeddings and fitted coefficients")
+        return features(prompts, embeddings).astype(np.float64) @ self.coef[:-1] + self.coef[-1]
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The coefficients (embedding dims, size features, bias)."""
+        self.check_fitted()
+        assert self.coef is not None
+        return {}, {"coef": self.coef.astype(np.float32)}
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None) -> Any:
+        """Rebuild from a checkpoint folder: hyperparameters from the config, `coef` from the safetensors."""
+        from routing_core.checkpoints import load_tensors, require, validate_config
+
+        config = validate_config(folder, config, cls.name)
+        r = cls(**cls.params_from_config(config, embedder=embedder_for(config, embedder)))
+        (coef,) = require(load_tensors(folder), folder, "coef")
+        r.coef = coef.astype(np.float64)
+        r.restore_common(config, folder)
+        return r

@@ -12,19 +12,16 @@ strong-vs-weak validation pairs like every trained router, so win rates are prob
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from routing_core.checkpoints import load_tensors, require
 from routing_core.embedders import Embedder
 from routing_core.router import TrainsOn
-from routing_core.routers._base import TrainedRouter, embedder_for
-from routing_core.routers.logistic import features
+from routing_core.routers._base import LinearHeadRouter, features
 
 
-class DifficultyRouter(TrainedRouter):
+class DifficultyRouter(LinearHeadRouter):
     """Ridge regression of the pooled strong-over-weak gain on [embedding, size features]; Platt-calibrated."""
 
     name = "difficulty"
@@ -38,10 +35,7 @@ class DifficultyRouter(TrainedRouter):
         self.coef: np.ndarray | None = None
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        self.check_fitted()
-        if self.coef is None or embeddings is None:
-            raise RuntimeError("difficulty router needs embeddings and fitted coefficients")
-        z = features(prompts, embeddings).astype(np.float64) @ self.coef[:-1] + self.coef[-1]
+        z = self.linear_scores(prompts, embeddings)
         return 1 / (1 + np.exp(-np.clip(4.0 * z, -30, 30)))
 
     def fit(
@@ -95,20 +89,4 @@ class DifficultyRouter(TrainedRouter):
             [float(sw.get(t.name, 1.0)) for t in tables],
         )
         r.training_info["tables"] = {t.name: len(t.prompts) for t in tables}
-        return r
-
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The coefficients (embedding dims, size features, bias)."""
-        self.check_fitted()
-        assert self.coef is not None
-        return {}, {"coef": self.coef.astype(np.float32)}
-
-    @classmethod
-    def load(
-        cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None
-    ) -> DifficultyRouter:
-        r = cls(**cls.params_from_config(config, embedder=embedder_for(config, embedder)))
-        (coef,) = require(load_tensors(folder), folder, "coef")
-        r.coef = coef.astype(np.float64)
-        r.restore_common(config, folder)
         return r

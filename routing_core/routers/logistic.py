@@ -7,31 +7,16 @@ math and multiple-choice prompts where longer usually means harder.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from routing_core.calibration import fit_logistic
-from routing_core.checkpoints import load_tensors, require, validate_config
 from routing_core.embedders import Embedder
-from routing_core.routers._base import TrainedRouter, embedder_for, log_loss
+from routing_core.routers._base import LinearHeadRouter, features, log_loss
 
 
-def length_features(prompts: list[str]) -> np.ndarray:
-    """Standardised prompt-size signals the (length-normalised) embedding cannot carry."""
-    chars = np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))
-    words = np.log1p(np.array([len(p.split()) for p in prompts], dtype=np.float32))
-    lines = np.log1p(np.array([p.count("\n") for p in prompts], dtype=np.float32))
-    digits = np.array([sum(c.isdigit() for c in p) / max(1, len(p)) for p in prompts], dtype=np.float32)
-    return np.stack([(chars - 5.5) / 1.2, (words - 4.0) / 1.2, lines - 1.0, digits * 10.0], axis=1)
-
-
-def features(prompts: list[str], embeddings: np.ndarray) -> np.ndarray:
-    return np.hstack([embeddings.astype(np.float32), length_features(prompts)])
-
-
-class LogisticRouter(TrainedRouter):
+class LogisticRouter(LinearHeadRouter):
     """P(strong wins) = sigmoid(w . [embedding, size features] + b), L2 strength chosen on a validation split."""
 
     name = "logistic"
@@ -43,9 +28,7 @@ class LogisticRouter(TrainedRouter):
         self.coef: np.ndarray | None = None
 
     def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        self.check_fitted()
-        assert self.coef is not None and embeddings is not None
-        z = features(prompts, embeddings) @ self.coef[:-1] + self.coef[-1]
+        z = self.linear_scores(prompts, embeddings)
         return 1 / (1 + np.exp(-np.clip(z, -30, 30)))
 
     def fit(
@@ -82,20 +65,3 @@ class LogisticRouter(TrainedRouter):
         pt, pv = [x.prompt for x in tr], [x.prompt for x in va]
         yv = np.array([x.target for x in va])
         return r.fit(pt, np.array([x.target for x in tr]), embed(pt), (pv, yv, embed(pv)) if va else None)
-
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The coefficients (embedding dims, size features, bias)."""
-        self.check_fitted()
-        assert self.coef is not None
-        return {}, {"coef": self.coef.astype(np.float32)}
-
-    @classmethod
-    def load(
-        cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None
-    ) -> LogisticRouter:
-        config = validate_config(folder, config, cls.name)
-        r = cls(**cls.params_from_config(config, embedder=embedder_for(config, embedder)))
-        (coef,) = require(load_tensors(folder), folder, "coef")
-        r.coef = coef.astype(np.float64)
-        r.restore_common(config, folder)
-        return r
