@@ -79,8 +79,9 @@ def cached_win_rates(router, name: str, bench, embed) -> np.ndarray:  # noqa: AN
     from routing_core.checkpoints import PRETRAINED_DIR
     from routing_core.evaluation import router_win_rates
 
-    folder = Path(getattr(router, "checkpoint_folder", "") or (PRETRAINED_DIR / name))
-    config = folder / "config.json"
+    config = (
+        PRETRAINED_DIR / name / "config.json"
+    )  # a candidate folder outside the bundle hashes its describe()
     h = hashlib.sha1(config.read_bytes() if config.is_file() else repr(router.describe()).encode())
     for p in bench.prompts:
         h.update(p.encode())

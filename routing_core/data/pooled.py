@@ -26,7 +26,7 @@ import numpy as np
 
 from routing_core.data import shared
 from routing_core.data.aliases import canonical_model
-from routing_core.data.loaders import read_csv
+from routing_core.data.loaders import parse_score, read_csv
 from routing_core.data.records import Benchmark, BenchmarkItem, ScoredPrompt
 
 N_FOLDS = 5
@@ -122,12 +122,15 @@ def alpaca_table() -> ScoreTable:
     root = shared.require_shared() / "alpaca_eval"
     _, inst = read_csv(root / "instructions.csv", ["instruction_id", "instruction"])
     _, rows = read_csv(
-        root / "preferences_vs_gpt4_1106_preview.csv", ["instruction_id", "generator_2", "preference"]
+        root / "preferences_vs_gpt4_1106_preview.csv",
+        ["instruction_id", "generator_1", "generator_2", "preference"],
     )
     acc: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for r in rows:
+    prefs = root / "preferences_vs_gpt4_1106_preview.csv"
+    for i, r in enumerate(rows, 2):
         if r["preference"].strip() and canonical_model(r["generator_1"]) == ALPACA_REFERENCE:
-            acc[(r["instruction_id"], canonical_model(r["generator_2"]))].append(float(r["preference"]) - 1.0)
+            pref = parse_score(r["preference"], prefs, f"row {i}, column 'preference'")
+            acc[(r["instruction_id"], canonical_model(r["generator_2"]))].append(pref - 1.0)
     ids = [r["instruction_id"] for r in inst]
     models = sorted({m for _, m in acc})
     row, col = {i: k for k, i in enumerate(ids)}, {m: j for j, m in enumerate(models)}

@@ -20,6 +20,7 @@ from routing_core.embedders import DEFAULT_EMBEDDER, Embedder, resolve_embedder
 from routing_core.errors import CheckpointError, NotFittedError, UnknownModelError
 from routing_core.router import Router, TrainsOn
 from routing_core.splits import in_share
+from routing_core.text import chars_for_tokens, clip_text
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
@@ -266,12 +267,28 @@ def fine_tune(
 # --- what the linear routers (logistic, difficulty) share ----------------------------------------------
 
 
+SIZE_SAMPLE_CHARS = chars_for_tokens(256)  # the sample the default embedder reads (routing_core.text)
+
+
 def length_features(prompts: list[str]) -> np.ndarray:
-    """Standardised prompt-size signals the (length-normalised) embedding cannot carry."""
-    chars = np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))
-    words = np.log1p(np.array([len(p.split()) for p in prompts], dtype=np.float32))
-    lines = np.log1p(np.array([p.count("\n") for p in prompts], dtype=np.float32))
-    digits = np.array([sum(c.isdigit() for c in p) / max(1, len(p)) for p in prompts], dtype=np.float32)
+    """Standardised prompt-size signals the (length-normalised) embedding cannot carry.
+
+    Characters and lines are counted on the whole prompt (C-level `len`/`count`); words and the digit share are
+    read on the head+tail sample `clip_text` keeps and scaled to the whole length, so a 1 MB prompt costs what a
+    4 KB one does. Prompts within the sample size get exactly the counts of the whole text.
+    """
+    n_chars, n_words, n_lines, digit_share = [], [], [], []
+    for p in prompts:
+        sample = clip_text(p, SIZE_SAMPLE_CHARS)
+        scale = len(p) / max(1, len(sample))
+        n_chars.append(len(p))
+        n_words.append(len(sample.split()) * scale)
+        n_lines.append(p.count("\n"))
+        digit_share.append(sum(c.isdigit() for c in sample) / max(1, len(sample)))
+    chars = np.log1p(np.array(n_chars, dtype=np.float32))
+    words = np.log1p(np.array(n_words, dtype=np.float32))
+    lines = np.log1p(np.array(n_lines, dtype=np.float32))
+    digits = np.array(digit_share, dtype=np.float32)
     return np.stack([(chars - 5.5) / 1.2, (words - 4.0) / 1.2, lines - 1.0, digits * 10.0], axis=1)
 
 
