@@ -14,11 +14,16 @@ Extending to more than two models: subclass `RoutingPolicy`, give it the model k
 override `_score` (one number or one vector per text, computed off the event loop by `adecide`) and `_choose`
 (score -> side key, the win rate to report or None, extra payload entries such as per-model predicted
 qualities). Forcing, the no-text rule, the payload, logging and the async path are inherited unchanged.
+
+Fallback (both wrappers): `fallback_sides(option)` validates a `fallback=` option, `fallback_order(decision,
+allowed)` says which models to try after the chosen one raised, `is_fallback_error` which errors qualify, and
+`fell_back` records it (`fallback_from`, `fallback_error` in the payload). The wrappers only make the calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import warnings
@@ -137,6 +142,12 @@ class Decision:
         """Alias of `payload()` (the LlamaIndex wrapper's historical name)."""
         return self.payload()
 
+    @property
+    def fallback_from(self) -> str | None:
+        """The side that failed before this one answered (None when no fallback happened)."""
+        value = self.extra.get("fallback_from") if self.extra else None
+        return value if isinstance(value, str) else None
+
 
 def decide(win_rate: float, threshold: float) -> Decision:
     """Turn one win rate into a router-level decision (the threshold rule; no model names)."""
@@ -181,6 +192,35 @@ def pick_routing_text(turns: Iterable[tuple[bool, str | None]]) -> tuple[str, st
             return text, "earlier_user_message" if seen_user else "last_user_message"
         seen_user = True
     return "", "no_user_text"
+
+
+#: `fallback=` values meaning "never send a failed call to another model" (the original error is re-raised).
+NO_FALLBACK = (None, False, "none")
+#: `fallback=` value meaning "every other model, in the policy's order".
+FALLBACK_OTHER = "other"
+
+
+def is_fallback_error(
+    error: BaseException, fallback_on: tuple[type[BaseException], ...] = (Exception,)
+) -> bool:
+    """Whether a provider error may be answered by another model.
+
+    Only errors of the `fallback_on` types count (default: any `Exception`, e.g. HTTP 5xx/429, timeouts,
+    connection errors); cancellation, `KeyboardInterrupt` and `SystemExit` never do.
+    """
+    if not isinstance(error, Exception) or isinstance(error, asyncio.CancelledError):
+        return False
+    return isinstance(error, fallback_on)
+
+
+def check_fallback_on(value: Any) -> tuple[type[BaseException], ...]:
+    """Validate `fallback_on`: an exception class or a tuple/list of them (default `(Exception,)`)."""
+    if value is None:
+        return (Exception,)
+    items = (value,) if isinstance(value, type) else tuple(value) if isinstance(value, list | tuple) else None
+    if not items or not all(isinstance(t, type) and issubclass(t, BaseException) for t in items):
+        raise ValueError(f"fallback_on must be an exception class or a tuple of them, got {value!r}")
+    return items
 
 
 class RoutingPolicy:
@@ -328,6 +368,50 @@ class RoutingPolicy:
         text, source = text_fn()
         return await self.adecide(text, source)
 
+    def fallback_sides(self, fallback: Any) -> tuple[str, ...] | None:
+        """Validate a `fallback=` option once (at construction): None when off, else the sides it may use.
+
+        `None`/`False`/`"none"`: off. `"other"`: every other model, in the policy's order (the one other model
+        for two). A list of sides or model names: those, in that order (for more than two models).
+        """
+        if fallback in NO_FALLBACK:
+            return None
+        if fallback == FALLBACK_OTHER:
+            return self.sides
+        if isinstance(fallback, str) or not isinstance(fallback, list | tuple) or not fallback:
+            raise ValueError(
+                f"fallback must be None (off), {FALLBACK_OTHER!r} or a non-empty list of models from "
+                f"{self._choices()}; got {fallback!r}"
+            )
+        out: list[str] = []
+        for item in fallback:
+            try:
+                side = self.forced_side(item)
+            except ValueError:
+                side = None
+            if side is None:
+                raise ValueError(
+                    f"fallback names {item!r}, which is not a routed model: use {self._choices()}"
+                )
+            if side not in out:
+                out.append(side)
+        return tuple(out)
+
+    def fallback_order(self, decision: Decision, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+        """The sides to try, in order, after `decision.side` failed (empty when fallback is off)."""
+        if not allowed:
+            return ()
+        return tuple(s for s in allowed if s != decision.side)
+
+    def fell_back(self, decision: Decision, side: str, error: BaseException) -> Decision:
+        """`decision` answered by `side` instead: the payload keeps the original decision and adds
+        `fallback_from` (the side that failed first) and `fallback_error` (its exception type)."""
+        first = decision.fallback_from or decision.side
+        extra = {**decision.extra, "fallback_from": first, "fallback_error": type(error).__name__}
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("fallback: %s failed (%s), %s answers", decision.side, type(error).__name__, side)
+        return dataclasses.replace(decision, side=side, model_name=self.model_names[side], extra=extra)
+
     def describe(self) -> dict[str, Any]:
         """What identifies this policy's behaviour (for tracing and cache keys)."""
         return {
@@ -388,7 +472,9 @@ class TwoModelPolicy(RoutingPolicy):
 
 __all__ = [
     "AUTO",
+    "FALLBACK_OTHER",
     "FORCED_SOURCE",
+    "NO_FALLBACK",
     "PAYLOAD_KEYS",
     "SIDES",
     "Decision",
@@ -396,7 +482,9 @@ __all__ = [
     "RoutingPolicy",
     "Side",
     "TwoModelPolicy",
+    "check_fallback_on",
     "decide",
+    "is_fallback_error",
     "pick_routing_text",
     "prefers_strong",
     "resolve_threshold",
