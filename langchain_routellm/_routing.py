@@ -224,15 +224,16 @@ class ToolSet:
         self.tools = list(tools)
         self.tool_choice = tool_choice
         self.extra = dict(extra or {})
-        self._cache: dict[str, tuple[BaseChatModel, dict[str, Any]]] = {}
+        self._cache: dict[tuple[str, int], tuple[BaseChatModel, dict[str, Any]]] = {}
         self._openai: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.tools)
 
-    def kwargs_for(self, side: Side, model: BaseChatModel) -> dict[str, Any]:
-        """Provider-native call kwargs for `model` (the result of its own `bind_tools`)."""
-        hit = self._cache.get(side)
+    def kwargs_for(self, side: Side, model: BaseChatModel, index: int = 0) -> dict[str, Any]:
+        """Provider-native call kwargs for `model` (the result of its own `bind_tools`); `index` is the model's
+        place among its side's models (a side given with fallbacks has several)."""
+        hit = self._cache.get((side, index))
         if hit is not None and hit[0] is model:
             return hit[1]
         options = dict(self.extra)
@@ -246,7 +247,7 @@ class ToolSet:
                 "implemented); both routed models must support tools to bind them on RoutedChatModel"
             ) from e
         kwargs = _binding_kwargs(bound, model, side, "bind_tools")
-        self._cache[side] = (model, kwargs)
+        self._cache[(side, index)] = (model, kwargs)
         return kwargs
 
     def openai_tools(self) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ side's kwargs are forwarded, and the answer is parsed with the parser of the sid
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -45,22 +46,39 @@ class StructuredSpec:
     __slots__ = ("_key", "kwargs", "method", "parsers", "schema")
 
     def __init__(
-        self, schema: Any, method: str, models: dict[Side, BaseChatModel], options: dict[str, Any]
+        self,
+        schema: Any,
+        method: str,
+        models: Mapping[Side, BaseChatModel | Sequence[BaseChatModel]],
+        options: dict[str, Any],
     ) -> None:
         self.schema = schema
         self.method = method
         self.kwargs: dict[Side, dict[str, Any]] = {}
         self.parsers: dict[Side, Runnable] = {}
         for side in SIDES:
-            model = models[side]
-            try:
-                runnable = model.with_structured_output(schema, method=method, include_raw=False, **options)
-            except NotImplementedError as e:
-                raise NotImplementedError(
-                    f"the {side} model {type(model).__name__} does not support structured output with "
-                    f"method={method!r}; use method='function_calling'"
-                ) from e
-            self.kwargs[side], self.parsers[side] = _split(runnable, model, side, method)
+            given = models[side]
+            members = [given] if isinstance(given, BaseChatModel) else list(given)
+            for i, model in enumerate(members):
+                try:
+                    runnable = model.with_structured_output(
+                        schema, method=method, include_raw=False, **options
+                    )
+                except NotImplementedError as e:
+                    raise NotImplementedError(
+                        f"the {side} model {type(model).__name__} does not support structured output with "
+                        f"method={method!r}; use method='function_calling'"
+                    ) from e
+                kwargs, parser = _split(runnable, model, side, method)
+                if i == 0:
+                    self.kwargs[side], self.parsers[side] = kwargs, parser
+                elif type(model) is not type(members[0]) or kwargs != self.kwargs[side]:
+                    # one parser per side: the answer does not say which of the side's models wrote it
+                    raise NotImplementedError(
+                        f"cannot route with_structured_output(method={method!r}): the {side} side's models "
+                        f"({', '.join(type(m).__name__ for m in members)}) need different {method} requests; "
+                        "use method='function_calling' (portable across providers)"
+                    )
         # Stable across processes (no object addresses): langchain-core puts call kwargs into LLM cache keys.
         self._key = json.dumps({"method": method, "kwargs": self.kwargs}, sort_keys=True, default=str)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
@@ -25,13 +26,15 @@ from langchain_core.runnables import (
     RunnableLambda,
     RunnableMap,
     RunnablePassthrough,
+    RunnableWithFallbacks,
     ensure_config,
 )
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from langchain_routellm._params import UnsupportedCallArgumentError, model_call_params
 from langchain_routellm._routing import (
     FORCE_KWARG,
     METADATA_KEY,
@@ -52,10 +55,11 @@ from langchain_routellm._routing import (
     run_manager_kwargs,
     with_route_metadata,
 )
+from langchain_routellm._sides import Attempts, SideModels, check_side_value, member_label
 from langchain_routellm._structured import STRUCTURED_KWARG, StructuredSpec
 from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, load_router
 from routing_core.costs import count_tokens, get_encoding
-from routing_core.policy import TwoModelPolicy
+from routing_core.policy import TwoModelPolicy, check_fallback_on
 
 try:  # langchain-core >= 1.1 uses time-ordered run ids
     from langchain_core.utils.uuid import uuid7 as _new_run_id
@@ -67,6 +71,26 @@ logger = logging.getLogger("langchain_routellm")
 _G = TypeVar("_G", bound=ChatGeneration)
 # Standard constructor arguments of provider chat models that describe a client connection; a router has none.
 _CLIENT_ARGS = ("api_key", "base_url", "timeout", "max_retries", "organization", "default_headers")
+# Call keywords RoutedChatModel handles itself; never per-side defaults.
+_RESERVED_ARGS = frozenset(
+    {"tools", "tool_choice", "stop", "model", FORCE_KWARG, ROUTE_KWARG, STRUCTURED_KWARG}
+)
+
+
+@dataclass(slots=True)
+class _CallArgs:
+    """One call's arguments: the caller's own (checked against the routed models) and the neutral bindings."""
+
+    args: dict[str, Any]
+    tools: ToolSet | None
+    spec: StructuredSpec | None
+
+
+def _params_hint(model: BaseChatModel) -> str:
+    params = model_call_params(model)
+    if params is None:
+        return "its call arguments are not known"
+    return f"{type(model).__name__} takes: {', '.join(sorted(params))}"
 
 
 class RoutedChatModel(BaseChatModel):
@@ -282,10 +306,10 @@ class RoutedChatModel(BaseChatModel):
         `disable_streaming` are honored. The router must be thread-safe (the bundled ones are).
     """
 
-    strong: BaseChatModel
-    """The strong (capable, expensive) chat model."""
-    weak: BaseChatModel
-    """The weak (cheap) chat model."""
+    strong: BaseChatModel | RunnableWithFallbacks
+    """The strong (capable, expensive) chat model, or a chat model with fallbacks (`a.with_fallbacks([b])`)."""
+    weak: BaseChatModel | RunnableWithFallbacks
+    """The weak (cheap) chat model, or a chat model with fallbacks."""
     router: Router = Field(default=None, exclude=True, validate_default=False)  # type: ignore[assignment]
     """The router, loaded once at construction from a name, a checkpoint folder or a `Router` instance. Excluded
     from serialization (it is a live Python object, possibly user-defined); `_identifying_params` carries its
@@ -311,9 +335,27 @@ class RoutedChatModel(BaseChatModel):
     """Use the streaming path of the chosen model for `invoke` too (tokens reach callbacks as they arrive)."""
     tiktoken_encoding: str = "cl100k_base"
     """The tiktoken encoding used by `get_num_tokens` (offline)."""
+    fallback: Any = None
+    """Off (None, the default; also False or "none"): a failing model's error reaches the caller unchanged.
+    "other": a call whose chosen model raised (an error of `fallback_on`) is sent to the other model, before
+    the first streamed chunk only. A list of sides or model names: those, in order."""
+    fallback_on: Any = (Exception,)
+    """The errors that send a call to the other model (an exception class or a tuple of them); cancellation,
+    KeyboardInterrupt and SystemExit never do."""
+    strong_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Call arguments for every call the strong model answers (under the call's own arguments)."""
+    weak_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Call arguments for every call the weak model answers (under the call's own arguments)."""
+    unsupported_call_args: Literal["drop", "raise"] = "drop"
+    """A call argument that only some routed models understand: "drop" (default) sends it to those and leaves it
+    out for the others; "raise" raises `UnsupportedCallArgumentError` on every call that passes it, whatever the
+    route. An argument no routed model understands always raises it."""
 
     _names: dict[str, str] = PrivateAttr(default_factory=dict)
     _policy: TwoModelPolicy = PrivateAttr()
+    _sides: dict[str, SideModels] = PrivateAttr(default_factory=dict)
+    _fallback: tuple[str, ...] | None = PrivateAttr(default=None)
+    _fallback_on: tuple[type[BaseException], ...] = PrivateAttr(default=(Exception,))
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -353,6 +395,11 @@ class RoutedChatModel(BaseChatModel):
         data["router"] = load_router(spec, **router_kwargs) if router_kwargs else load_router(spec)
         return data
 
+    @field_validator("strong", "weak", mode="before")
+    @classmethod
+    def _check_side(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_side_value(str(info.field_name), value)
+
     @field_validator("threshold", mode="before")
     @classmethod
     def _check_threshold(cls, value: Any) -> Any:
@@ -367,6 +414,7 @@ class RoutedChatModel(BaseChatModel):
     def _resolve_threshold(self) -> Self:
         if self.no_text_model not in SIDES:
             raise ValueError(f"no_text_model must be 'strong' or 'weak', got {self.no_text_model!r}")
+        self._sides = {side: SideModels.of(side, getattr(self, side)) for side in SIDES}
         self._names = {side: _model_name(self._model(side)) for side in SIDES}
         self._policy = TwoModelPolicy(
             self.router,
@@ -378,7 +426,30 @@ class RoutedChatModel(BaseChatModel):
             owner="RoutedChatModel",
         )
         self.threshold = self._policy.threshold
+        self._fallback = self._policy.fallback_sides(self.fallback)
+        self._fallback_on = check_fallback_on(self.fallback_on)
+        for side in SIDES:
+            self._check_side_kwargs(side)
         return self
+
+    def _check_side_kwargs(self, side: Side) -> None:
+        """`strong_kwargs`/`weak_kwargs` must name arguments of (at least one of) that side's models."""
+        given = self.strong_kwargs if side == "strong" else self.weak_kwargs
+        if not isinstance(given, dict) or not all(isinstance(k, str) for k in given):
+            raise ValueError(f"{side}_kwargs must be a dict of call arguments, got {given!r}")
+        reserved = sorted(k for k in given if k in _RESERVED_ARGS)
+        if reserved:
+            raise ValueError(
+                f"{side}_kwargs cannot set {', '.join(reserved)}: those are RoutedChatModel's own call options "
+                "(tools via bind_tools, the side via routellm_model=, stop via stop=)"
+            )
+        group = self._sides[side]
+        for key in given:
+            if all(p is not None and key not in p for p in group.params):
+                raise UnsupportedCallArgumentError(
+                    f"{side}_kwargs sets {key!r}, which {member_label(side, group.primary)} does not take as a "
+                    f"call argument; {_params_hint(group.primary)}"
+                )
 
     @property
     def policy(self) -> TwoModelPolicy:
@@ -387,7 +458,7 @@ class RoutedChatModel(BaseChatModel):
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """What both models support: booleans and-ed, limits min-ed, other keys kept when equal."""
-        a, b = self.strong.profile, self.weak.profile
+        a, b = self._model("strong").profile, self._model("weak").profile
         if not a or not b:
             return None
         merged: dict[str, Any] = {}
@@ -411,13 +482,22 @@ class RoutedChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "strong": {"_type": self.strong._llm_type, **self.strong._identifying_params},
-            "weak": {"_type": self.weak._llm_type, **self.weak._identifying_params},
-            "router": self.router.describe(),
-            "threshold": self.threshold,
-            "no_text_model": self.no_text_model,
-        }
+        params: dict[str, Any] = {}
+        for side in SIDES:
+            described = [{"_type": m._llm_type, **m._identifying_params} for m in self.side_models(side)]
+            params[side] = described[0]
+            if len(described) > 1:
+                params[f"{side}_fallbacks"] = described[1:]
+        params.update(
+            router=self.router.describe(), threshold=self.threshold, no_text_model=self.no_text_model
+        )
+        if self._fallback:
+            params["fallback"] = list(self._fallback)
+        for side in SIDES:
+            given = self.strong_kwargs if side == "strong" else self.weak_kwargs
+            if given:
+                params[f"{side}_kwargs"] = dict(given)
+        return params
 
     @property
     def model_names(self) -> dict[str, str]:
@@ -476,7 +556,20 @@ class RoutedChatModel(BaseChatModel):
     # ------------------------------------------------------------------------------------------------------
 
     def _model(self, side: Side) -> BaseChatModel:
-        return self.strong if side == "strong" else self.weak
+        """The side's chat model (its first one, when it was given with fallbacks)."""
+        group = self._sides.get(side)
+        if group is None:  # langchain-core's own validators run before ours (e.g. the model profile)
+            group = SideModels.of(side, getattr(self, side))
+        return group.primary
+
+    def side_models(self, side: Side) -> tuple[BaseChatModel, ...]:
+        """The chat models of a side in the order a call tries them (one, unless given with fallbacks)."""
+        return self._sides[side].members
+
+    def call_params(self, side: Side) -> frozenset[str] | None:
+        """The call arguments the side's (first) model understands; None when that is not known (all are passed).
+        See `langchain_routellm._params` for how it is decided."""
+        return self._sides[side].params[0]
 
     def _match_side(self, requested: str) -> Side | None:
         try:
@@ -659,28 +752,66 @@ class RoutedChatModel(BaseChatModel):
     # generation: one chat-model run; the chosen model's own methods run inside it
     # ------------------------------------------------------------------------------------------------------
 
-    def _call_kwargs(self, side: Side, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Call kwargs for the chosen model: neutral tools/structured-output bindings in its own dialect."""
-        tools = kwargs.pop("tools", None)
-        if tools is not None:
-            if not isinstance(tools, ToolSet):
-                tools = ToolSet(tools, kwargs.pop("tool_choice", None))
-            kwargs = {**tools.kwargs_for(side, model), **kwargs}
-        spec = kwargs.pop(STRUCTURED_KWARG, None)
-        if isinstance(spec, StructuredSpec):
-            kwargs = {**spec.kwargs[side], **kwargs}
-        if self.temperature is not None:
-            kwargs.setdefault("temperature", self.temperature)
-        if self.max_tokens is not None:
-            kwargs.setdefault("max_tokens", self.max_tokens)
-        return kwargs
+    def _call_args(self, kwargs: dict[str, Any]) -> _CallArgs:
+        """Split one call's kwargs into the caller's arguments and the neutral tool/structured-output bindings,
+        and check the arguments against every routed model (the same outcome on every route)."""
+        args = dict(kwargs)
+        tools = args.pop("tools", None)
+        if tools is not None and not isinstance(tools, ToolSet):
+            tools = ToolSet(tools, args.pop("tool_choice", None))
+        spec = args.pop(STRUCTURED_KWARG, None)
+        for key in args:
+            self._check_call_arg(key)
+        return _CallArgs(args, tools, spec if isinstance(spec, StructuredSpec) else None)
 
-    def _prepare(
-        self, side: Side, kwargs: dict[str, Any], stop: list[str] | None
-    ) -> tuple[BaseChatModel, dict[str, Any], list[str] | None]:
-        """The chosen model, its call kwargs, and the stop sequences to send (the call's, else the default)."""
-        model = self._model(side)
-        return model, self._call_kwargs(side, model, kwargs), stop if stop is not None else self.stop
+    def _check_call_arg(self, key: str) -> None:
+        lacking: list[str] = []
+        takes = False
+        for side in SIDES:
+            group = self._sides[side]
+            for i, (model, params) in enumerate(zip(group.members, group.params, strict=True)):
+                if params is None or key in params:
+                    takes = True
+                else:
+                    lacking.append(member_label(side, model, i))
+        if not takes:
+            raise UnsupportedCallArgumentError(
+                f"call argument {key!r} is not understood by any routed model ({'; '.join(lacking)}): check its "
+                f"spelling, or set it on the inner model; {_params_hint(self._model('strong'))}"
+            )
+        if lacking and self.unsupported_call_args == "raise":
+            raise UnsupportedCallArgumentError(
+                f"call argument {key!r} is not understood by {' and '.join(lacking)} "
+                "(unsupported_call_args='raise'); pass it to one side only with strong_kwargs=/weak_kwargs=, or "
+                "set unsupported_call_args='drop' to send it only to the models that take it"
+            )
+
+    def _member_kwargs(self, side: Side, index: int, model: BaseChatModel, call: _CallArgs) -> dict[str, Any]:
+        """The kwargs one model gets: the router's defaults, then the side's `*_kwargs`, then the call's own, less
+        what the model does not understand; then the tools/structured-output bindings in its own dialect."""
+        args: dict[str, Any] = {}
+        if self.temperature is not None:
+            args["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            args["max_tokens"] = self.max_tokens
+        args.update(self.strong_kwargs if side == "strong" else self.weak_kwargs)
+        args.update(call.args)
+        params = self._sides[side].params[index]
+        if params is not None:
+            dropped = [k for k in args if k not in params]
+            if dropped:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "not sent to %s (not its call arguments): %s",
+                        member_label(side, model, index),
+                        ", ".join(dropped),
+                    )
+                args = {k: v for k, v in args.items() if k in params}
+        if call.tools is not None:
+            args = {**call.tools.kwargs_for(side, model, index), **args}
+        if call.spec is not None:
+            args = {**call.spec.kwargs[side], **args}
+        return args
 
     @staticmethod
     def _with_route(generation: _G, route: Route) -> _G:
@@ -694,6 +825,16 @@ class RoutedChatModel(BaseChatModel):
         generations = [cls._with_route(g, route) for g in result.generations]
         return ChatResult(generations=generations, llm_output=result.llm_output)
 
+    def _attempts(self, route: Route) -> Attempts:
+        return Attempts(route, self._policy, self._sides, self._fallback, self._fallback_on)
+
+    def _start(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any], stop: list[str] | None
+    ) -> tuple[Route, _CallArgs, list[str] | None]:
+        route = self._take_route(messages, kwargs)
+        route.raise_if_failed()
+        return route, self._call_args(kwargs), stop if stop is not None else self.stop
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -701,19 +842,35 @@ class RoutedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        route = self._take_route(messages, kwargs)
-        side = route.raise_if_failed()
+        route, call, stop = self._start(messages, kwargs, stop)
         dispatch_route_event(self, route, run_manager)
-        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
+        attempts = self._attempts(route)
+        while True:
+            try:
+                return self._generate_once(attempts, messages, stop, run_manager, call)
+            except Exception as e:
+                if not attempts.fail(e):
+                    break
+            if attempts.switched:
+                dispatch_route_event(self, attempts.current, run_manager)
+        raise attempts.error()
+
+    def _generate_once(
+        self,
+        attempts: Attempts,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        call: _CallArgs,
+    ) -> ChatResult:
+        model, side, index = attempts.model, attempts.side, attempts.index
+        call_kwargs = self._member_kwargs(side, index, model, call)
         if model.rate_limiter:
             model.rate_limiter.acquire(blocking=True)
         result = model._generate(
-            messages,
-            stop=stop,
-            **run_manager_kwargs(model, "_generate", run_manager),
-            **call_kwargs,
+            messages, stop=stop, **run_manager_kwargs(model, "_generate", run_manager), **call_kwargs
         )
-        return self._annotate(result, route)
+        return self._annotate(result, attempts.current)
 
     async def _agenerate(
         self,
@@ -723,18 +880,36 @@ class RoutedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         route = await self._atake_route(messages, kwargs)
-        side = route.raise_if_failed()
+        route.raise_if_failed()
+        call, stop = self._call_args(kwargs), stop if stop is not None else self.stop
         await adispatch_route_event(self, route, run_manager)
-        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
+        attempts = self._attempts(route)
+        while True:
+            try:
+                return await self._agenerate_once(attempts, messages, stop, run_manager, call)
+            except Exception as e:
+                if not attempts.fail(e):
+                    break
+            if attempts.switched:
+                await adispatch_route_event(self, attempts.current, run_manager)
+        raise attempts.error()
+
+    async def _agenerate_once(
+        self,
+        attempts: Attempts,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        call: _CallArgs,
+    ) -> ChatResult:
+        model, side, index = attempts.model, attempts.side, attempts.index
+        call_kwargs = self._member_kwargs(side, index, model, call)
         if model.rate_limiter:
             await model.rate_limiter.aacquire(blocking=True)
         result = await model._agenerate(
-            messages,
-            stop=stop,
-            **run_manager_kwargs(model, "_agenerate", run_manager),
-            **call_kwargs,
+            messages, stop=stop, **run_manager_kwargs(model, "_agenerate", run_manager), **call_kwargs
         )
-        return self._annotate(result, route)
+        return self._annotate(result, attempts.current)
 
     def _stream(
         self,
@@ -743,10 +918,36 @@ class RoutedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        route = self._take_route(messages, kwargs)
-        side = route.raise_if_failed()
+        route, call, stop = self._start(messages, kwargs, stop)
         dispatch_route_event(self, route, run_manager)
-        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
+        attempts = self._attempts(route)
+        while True:
+            chunks = self._stream_once(attempts, messages, stop, run_manager, call)
+            try:
+                first = next(chunks)  # a model that fails before its first chunk may be replaced
+            except StopIteration:
+                return
+            except Exception as e:
+                if not attempts.fail(e):
+                    break
+                if attempts.switched:
+                    dispatch_route_event(self, attempts.current, run_manager)
+                continue
+            yield first
+            yield from chunks  # after the first chunk, an error reaches the caller
+            return
+        raise attempts.error()
+
+    def _stream_once(
+        self,
+        attempts: Attempts,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        call: _CallArgs,
+    ) -> Iterator[ChatGenerationChunk]:
+        model, side, index, route = attempts.model, attempts.side, attempts.index, attempts.current
+        call_kwargs = self._member_kwargs(side, index, model, call)
         if model.rate_limiter:
             model.rate_limiter.acquire(blocking=True)
         # The run manager is passed on exactly as received: langchain-core reports tokens itself when it calls
@@ -775,9 +976,39 @@ class RoutedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         route = await self._atake_route(messages, kwargs)
-        side = route.raise_if_failed()
+        route.raise_if_failed()
+        call, stop = self._call_args(kwargs), stop if stop is not None else self.stop
         await adispatch_route_event(self, route, run_manager)
-        model, call_kwargs, stop = self._prepare(side, kwargs, stop)
+        attempts = self._attempts(route)
+        while True:
+            chunks = self._astream_once(attempts, messages, stop, run_manager, call)
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except Exception as e:
+                await chunks.aclose()
+                if not attempts.fail(e):
+                    break
+                if attempts.switched:
+                    await adispatch_route_event(self, attempts.current, run_manager)
+                continue
+            yield first
+            async for chunk in chunks:
+                yield chunk
+            return
+        raise attempts.error()
+
+    async def _astream_once(
+        self,
+        attempts: Attempts,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        call: _CallArgs,
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        model, side, index, route = attempts.model, attempts.side, attempts.index, attempts.current
+        call_kwargs = self._member_kwargs(side, index, model, call)
         if model.rate_limiter:
             await model.rate_limiter.aacquire(blocking=True)
         if not can_stream(model, async_api=True, kwargs=call_kwargs):
@@ -821,8 +1052,9 @@ class RoutedChatModel(BaseChatModel):
         """
         ls_format = kwargs.pop("ls_structured_output_format", None)
         toolset = ToolSet(tools, tool_choice, kwargs)
-        for side in SIDES:  # fail now, not at the first call, and convert once per side
-            toolset.kwargs_for(side, self._model(side))
+        for side in SIDES:  # fail now, not at the first call, and convert once per model
+            for index, member in enumerate(self.side_models(side)):
+                toolset.kwargs_for(side, member, index)
         toolset.openai_tools()
         bound: dict[str, Any] = {"tools": toolset}
         if ls_format is not None:
@@ -863,7 +1095,7 @@ class RoutedChatModel(BaseChatModel):
                 key_name = convert_to_openai_tool(schema)["function"]["name"]
                 parser = JsonOutputKeyToolsParser(key_name=key_name, first_tool_only=True)
         elif method in ("json_schema", "json_mode"):
-            spec = StructuredSpec(schema, method, {"strong": self.strong, "weak": self.weak}, options)
+            spec = StructuredSpec(schema, method, {s: self.side_models(s) for s in SIDES}, options)
             llm = self.bind(**{STRUCTURED_KWARG: spec, "ls_structured_output_format": ls_format})
             parser = RunnableLambda(spec.parse, afunc=spec.aparse, name="RoutedStructuredOutputParser")
         else:

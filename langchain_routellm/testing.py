@@ -11,9 +11,12 @@ output are bound natively on whichever side answers:
 - `FakeAnthropicChat`: Anthropic-style `tools=[{"name", "input_schema"}]`, `tool_choice={"type": "any"}`, JSON via
   `output_format=...`.
 
-Each rejects the other's dialect. Both support sync/async generation and streaming (text chunks by word, tool calls
-as `tool_call_chunks`, usage and `model_name` on the last chunk only), usage metadata counted with tiktoken, stop
-sequences, scripted replies, injected errors, an async delay, and a thread-safe log of their calls.
+Each rejects the other's dialect, and each has one provider-only call argument, as the real ones: `seed=` for
+FakeOpenAIChat, `top_k=` for FakeAnthropicChat (declared in `routellm_call_params`; any other argument is a
+`TypeError`, as from a provider SDK). Both support sync/async generation and streaming (text chunks by word, tool
+calls as `tool_call_chunks`, usage and `model_name` on the last chunk only), usage metadata counted with tiktoken,
+stop sequences, scripted replies, injected errors (every call, `error_fn` per call, or mid-stream), an async delay,
+and a thread-safe log of their calls.
 
 Their behaviour is a small deterministic "agent": with tools bound and a fresh user request (or a forced
 `tool_choice`) they call the most relevant tool that has not answered yet, filling arguments from the JSON schema
@@ -163,6 +166,11 @@ class ScriptedChatModel(BaseChatModel):
     """Base of the fake providers: deterministic replies, tools, JSON output, usage, streaming, errors."""
 
     provider: ClassVar[str] = "fake"
+    routellm_call_params: ClassVar[frozenset[str]] = frozenset(
+        {"tools", "tool_choice", "strict", "temperature", "max_tokens", "parallel_tool_calls"}
+    )
+    """The call arguments this fake takes (any other raises TypeError, as a provider SDK does); how
+    `RoutedChatModel` knows which arguments to send to it (see `langchain_routellm._params`)."""
     model_name: str = "fake-model"
     replies: list[str] | None = None
     """Scripted text replies, used in turn (cycled); default: an echo naming the model."""
@@ -170,6 +178,9 @@ class ScriptedChatModel(BaseChatModel):
     report_usage: bool = True
     error: Exception | None = None
     """Raised by every call (after the call is logged)."""
+    error_fn: Callable[[list[BaseMessage]], BaseException | None] | None = Field(default=None, exclude=True)
+    """Called with every call's messages (after the call is logged): an exception it returns is raised, so a
+    share of calls can fail deterministically (e.g. every prompt containing "fail")."""
     error_after_chunks: int | None = None
     """When set, streaming raises `error` (or RuntimeError) after this many chunks instead of at the start."""
     async_delay: float = 0.0
@@ -309,19 +320,13 @@ class ScriptedChatModel(BaseChatModel):
                     "run_manager": run_manager is not None,
                 }
             )
-        unknown = set(kwargs) - {
-            "tools",
-            "tool_choice",
-            "strict",
-            "temperature",
-            "max_tokens",
-            "parallel_tool_calls",
-            "response_format",
-            "output_format",
-            "model",
-        }
+        unknown = set(kwargs) - self.routellm_call_params - {"model"}
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected call arguments {sorted(unknown)}")
+        if self.error_fn is not None:
+            failure = self.error_fn(messages)
+            if failure is not None:
+                raise failure
         if self.error is not None and self.error_after_chunks is None:
             raise self.error
         tools, choice = self._read_tools(kwargs)
@@ -506,6 +511,10 @@ class FakeOpenAIChat(ScriptedChatModel):
     """OpenAI dialect: function tools, "required"/{"type": "function"} tool choice, `response_format`."""
 
     provider: ClassVar[str] = "fake-openai"
+    routellm_call_params: ClassVar[frozenset[str]] = ScriptedChatModel.routellm_call_params | {
+        "seed",
+        "response_format",
+    }
     model_name: str = "fake-gpt"
 
     def _format_tool(self, tool: Any) -> dict[str, Any]:
@@ -560,6 +569,10 @@ class FakeAnthropicChat(ScriptedChatModel):
     """Anthropic dialect: `input_schema` tools, {"type": "any" | "tool"} tool choice, `output_format`."""
 
     provider: ClassVar[str] = "fake-anthropic"
+    routellm_call_params: ClassVar[frozenset[str]] = ScriptedChatModel.routellm_call_params | {
+        "top_k",
+        "output_format",
+    }
     model_name: str = "fake-claude"
 
     def _format_tool(self, tool: Any) -> dict[str, Any]:
