@@ -35,7 +35,9 @@ class RoutingCallbackHandler(BaseCallbackHandler):
 
     Attach it like any callback handler (to the model, or per call via `config={"callbacks": [handler]}`). It
     listens to the `routellm_route` event of `RoutedChatModel` and to the end (or error) of the same chat-model
-    run. Token counts come from the answer's `usage_metadata`; when a provider reports none, they are estimated
+    run. A fallback (`RoutedChatModel(fallback="other")`) sends a second event in the run: the failed side gets
+    an error, the side that answered a call (reason "fallback") and the tokens, so `calls` counts the calls each
+    side received. Token counts come from the answer's `usage_metadata`; when a provider reports none, they are estimated
     offline with tiktoken (counted in `estimated_calls`). Costs use `routing_core.costs.PriceTable`.
 
     Args:
@@ -95,6 +97,20 @@ class RoutingCallbackHandler(BaseCallbackHandler):
             return
         with self._lock:
             self._pending.setdefault(run_id, _Pending()).decision = dict(data)
+        failed = data.get("fallback_from")
+        if failed is not None:  # a second event of the run: the chosen side failed, another one answers
+            if failed in SIDES:
+                self.ledger.record_error(failed)
+            if data.get("side") in SIDES:
+                self.ledger.record_decision(data["side"], "fallback")
+            self.logger.warning(
+                "routellm fallback: the %s model failed (%s), the %s model (%s) answers",
+                failed,
+                data.get("fallback_error"),
+                data.get("side"),
+                data.get("model_name"),
+            )
+            return
         if data.get("side") in SIDES:
             self.ledger.record_decision(data["side"], data.get("reason", "router"))
         win_rate = data.get("win_rate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
@@ -86,11 +87,11 @@ class _CallArgs:
     spec: StructuredSpec | None
 
 
-def _params_hint(model: BaseChatModel) -> str:
-    params = model_call_params(model)
-    if params is None:
-        return "its call arguments are not known"
-    return f"{type(model).__name__} takes: {', '.join(sorted(params))}"
+def _params_hint(key: str, models: Sequence[BaseChatModel]) -> str:
+    """ "did you mean 'seed'?" from the call arguments of `models` (empty when nothing is close)."""
+    known = sorted(set().union(*(model_call_params(m) or () for m in models)))
+    close = difflib.get_close_matches(key, known, n=3)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class RoutedChatModel(BaseChatModel):
@@ -448,7 +449,7 @@ class RoutedChatModel(BaseChatModel):
             if all(p is not None and key not in p for p in group.params):
                 raise UnsupportedCallArgumentError(
                     f"{side}_kwargs sets {key!r}, which {member_label(side, group.primary)} does not take as a "
-                    f"call argument; {_params_hint(group.primary)}"
+                    f"call argument{_params_hint(key, group.members)}"
                 )
 
     @property
@@ -775,9 +776,10 @@ class RoutedChatModel(BaseChatModel):
                 else:
                     lacking.append(member_label(side, model, i))
         if not takes:
+            every = [m for side in SIDES for m in self.side_models(side)]
             raise UnsupportedCallArgumentError(
                 f"call argument {key!r} is not understood by any routed model ({'; '.join(lacking)}): check its "
-                f"spelling, or set it on the inner model; {_params_hint(self._model('strong'))}"
+                f"spelling, or set it on the inner model{_params_hint(key, every)}"
             )
         if lacking and self.unsupported_call_args == "raise":
             raise UnsupportedCallArgumentError(
