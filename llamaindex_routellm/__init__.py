@@ -8,7 +8,9 @@ Examples:
     ```
 """
 
-from llamaindex_routellm.base import FORCE_KWARG, PAYLOAD_KEY, RoutedLLM
+from llama_index.core.llms.loading import RECOGNIZED_LLMS
+
+from llamaindex_routellm.base import FORCE_KWARG, PAYLOAD_KEY, RoutedArgumentError, RoutedLLM
 from llamaindex_routellm.events import (
     RoutedCallEndEvent,
     RoutingDecision,
@@ -17,10 +19,15 @@ from llamaindex_routellm.events import (
     RoutingSummary,
     SideTotals,
 )
+from llamaindex_routellm.turns import current_turn, routed_turn
+
+# `load_llm` (used by TitleExtractor.from_dict, query engines' from_dict, ...) resolves LLMs by class name here
+RECOGNIZED_LLMS.setdefault(RoutedLLM.class_name(), RoutedLLM)
 
 __all__ = [
     "FORCE_KWARG",
     "PAYLOAD_KEY",
+    "RoutedArgumentError",
     "RoutedCallEndEvent",
     "RoutedLLM",
     "RoutingDecision",
@@ -28,4 +35,6 @@ __all__ = [
     "RoutingEventHandler",
     "RoutingSummary",
     "SideTotals",
+    "current_turn",
+    "routed_turn",
 ]

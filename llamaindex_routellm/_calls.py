@@ -1,14 +1,21 @@
 """Per-call bookkeeping of the LlamaIndex wrapper: one routed call's decision event, tagged responses, and its end
-event with token usage (exactly once, for plain calls and streams alike)."""
+event with token usage (exactly once, for plain calls and streams alike); and the attempts of one request when
+the chosen model fails and a fallback answers (`run`, `arun`, `stream`, `astream`).
+
+The fallback rules (which models, in which order, which errors) are the core policy's; the wrapper passes them in
+as `next_decision(decision, error) -> RoutingDecision | None` (None: re-raise).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Literal
 
 import llama_index.core.instrumentation as instrument
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
+from llama_index.core.bridge.pydantic import BaseModel
 from llama_index.core.callbacks.token_counting import get_tokens_from_response
 
 from llamaindex_routellm._text import _response_text
@@ -58,6 +65,10 @@ class _Call:
             decision.reason,
         )
         dispatcher.event(RoutingDecisionEvent.from_decision(decision, call))
+
+    def again(self, decision: RoutingDecision) -> _Call:
+        """The next attempt of the same request (a fallback): same method and input, another decision."""
+        return _Call(decision, self.call, self._input_text)
 
     def __enter__(self) -> _Call:
         return self
@@ -137,6 +148,8 @@ class _Call:
                     in_tok = count_tokens(self._input_text())
                 if not out_tok and isinstance(response, ChatResponse | CompletionResponse):
                     out_tok = count_tokens(_response_text(response))
+                elif not out_tok and isinstance(response, BaseModel):  # structured output: its JSON
+                    out_tok = count_tokens(response.model_dump_json())
             except Exception:  # token accounting must never break a call
                 logger.warning("routellm: could not count tokens for a %s call", self.call, exc_info=True)
         dispatcher.event(
@@ -152,5 +165,203 @@ class _Call:
                 input_tokens=in_tok,
                 output_tokens=out_tok,
                 usage_source=source,
+                fallback_from=d.fallback_from,
+                fallback_error=d.fallback_error,
+                turn_id=d.turn_id,
             )
         )
+
+
+# -- the attempts of one request: the chosen model, then the fallbacks the policy allows -------------------
+
+#: `(decision that failed, its error) -> the decision to try next`, or None to re-raise (fallback off, the error
+#: does not qualify, or no model left).
+NextDecision = Callable[[RoutingDecision, BaseException], RoutingDecision | None]
+
+
+class _Attempts:
+    """The calls one request makes: the chosen model's, then one per fallback (each a `_Call` with its events).
+
+    `failed(error)` ends the current call as an error and returns the next call, or the exception to raise:
+    the chosen model's error itself (type, message and traceback unchanged; with a note per fallback that
+    failed too). Callers raise it outside their `except` block so its own `__context__` stays as it was.
+    """
+
+    __slots__ = ("call", "next_decision", "errors")
+
+    def __init__(self, call: _Call, next_decision: NextDecision) -> None:
+        self.call = call
+        self.next_decision = next_decision
+        self.errors: list[BaseException] = []
+
+    def failed(self, error: BaseException) -> BaseException | None:
+        self.call.end(error=error)
+        if not isinstance(error, Exception) or isinstance(error, asyncio.CancelledError):
+            return error  # cancellation, KeyboardInterrupt, SystemExit: never answered by another model
+        nxt = self.next_decision(self.call.decision, error)
+        self.errors.append(error)
+        if nxt is None:
+            first = self.errors[0]
+            for later in self.errors[1:]:
+                first.add_note(f"routellm: the fallback failed too: {type(later).__name__}: {later}")
+            return first
+        self.call = self.call.again(nxt)
+        return None
+
+
+def run(call: _Call, invoke: Callable[[RoutingDecision], Any], next_decision: NextDecision) -> Any:
+    """Call `invoke(decision)` for the chosen model, then for each fallback while the calls fail."""
+    attempts = _Attempts(call, next_decision)
+    while True:
+        raise_now: BaseException | None = None
+        try:
+            response = invoke(attempts.call.decision)
+        except BaseException as e:
+            raise_now = attempts.failed(e)
+            if raise_now is None:
+                continue
+        else:
+            return attempts.call.finish(response)
+        raise raise_now
+
+
+async def arun(call: _Call, invoke: Callable[[RoutingDecision], Any], next_decision: NextDecision) -> Any:
+    """Async `run`: `invoke(decision)` returns an awaitable."""
+    attempts = _Attempts(call, next_decision)
+    while True:
+        raise_now: BaseException | None = None
+        try:
+            response = await invoke(attempts.call.decision)
+        except BaseException as e:
+            raise_now = attempts.failed(e)
+            if raise_now is None:
+                continue
+        else:
+            return attempts.call.finish(response)
+        raise raise_now
+
+
+def _close(gen: Any) -> None:
+    close = getattr(gen, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # closing a failed stream must not hide its error
+            logger.debug("routellm: closing a failed stream raised", exc_info=True)
+
+
+async def _aclose(gen: Any) -> None:
+    aclose = getattr(gen, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            logger.debug("routellm: closing a failed stream raised", exc_info=True)
+
+
+def _open(attempts: _Attempts, open_stream: Callable[[RoutingDecision], Any]) -> Any:
+    """Open the current attempt's stream, falling back while opening raises."""
+    while True:
+        raise_now: BaseException | None = None
+        try:
+            return open_stream(attempts.call.decision)
+        except BaseException as e:
+            raise_now = attempts.failed(e)
+            if raise_now is None:
+                continue
+        raise raise_now
+
+
+async def _aopen(attempts: _Attempts, open_stream: Callable[[RoutingDecision], Any]) -> Any:
+    while True:
+        raise_now: BaseException | None = None
+        try:
+            return await open_stream(attempts.call.decision)
+        except BaseException as e:
+            raise_now = attempts.failed(e)
+            if raise_now is None:
+                continue
+        raise raise_now
+
+
+def stream(
+    call: _Call, open_stream: Callable[[RoutingDecision], Any], next_decision: NextDecision
+) -> Generator[Any, None, None]:
+    """A stream from the chosen model that falls back while nothing was yielded yet.
+
+    The chosen model's stream is opened now (an error raised while opening falls back right away); its first
+    chunk is read when the caller first iterates, and an error before it falls back too. Once a chunk was
+    yielded, errors propagate: a partial answer is never continued by another model.
+    """
+    attempts = _Attempts(call, next_decision)
+    first_gen = _open(attempts, open_stream)
+
+    def wrapped() -> Generator[Any, None, None]:
+        gen = first_gen
+        while True:
+            raise_now: BaseException | None = None
+            try:
+                first = next(gen)
+            except StopIteration:
+                attempts.call.end(None)
+                return
+            except BaseException as e:
+                _close(gen)
+                raise_now = attempts.failed(e)
+                if raise_now is None:
+                    gen = _open(attempts, open_stream)
+                    continue
+            else:
+                break
+            raise raise_now
+        yield from attempts.call.wrap_stream(_prepend(first, gen))
+
+    return wrapped()
+
+
+async def astream(
+    call: _Call, open_stream: Callable[[RoutingDecision], Any], next_decision: NextDecision
+) -> AsyncGenerator[Any, None]:
+    """Async `stream`: `open_stream(decision)` is awaited and returns an async generator."""
+    attempts = _Attempts(call, next_decision)
+    first_gen = await _aopen(attempts, open_stream)
+
+    async def wrapped() -> AsyncGenerator[Any, None]:
+        gen = first_gen
+        while True:
+            raise_now: BaseException | None = None
+            try:
+                first = await gen.__anext__()
+            except StopAsyncIteration:
+                attempts.call.end(None)
+                return
+            except BaseException as e:
+                await _aclose(gen)
+                raise_now = attempts.failed(e)
+                if raise_now is None:
+                    gen = await _aopen(attempts, open_stream)
+                    continue
+            else:
+                break
+            raise raise_now
+        async for chunk in attempts.call.wrap_astream(_aprepend(first, gen)):
+            yield chunk
+
+    return wrapped()
+
+
+def _prepend(first: Any, gen: Any) -> Generator[Any, None, None]:
+    try:
+        yield first
+        yield from gen
+    finally:
+        _close(gen)
+
+
+async def _aprepend(first: Any, gen: Any) -> AsyncGenerator[Any, None]:
+    try:
+        yield first
+        async for chunk in gen:
+            yield chunk
+    finally:
+        await _aclose(gen)

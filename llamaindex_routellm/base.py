@@ -6,12 +6,15 @@ extraction in `_text.py`.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pickle
+import re
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import llama_index.core.instrumentation as instrument
 from llama_index.core.base.llms.types import (
@@ -41,7 +44,8 @@ from llama_index.core.llms.llm import (
 from llama_index.core.prompts import BasePromptTemplate
 from llama_index.core.types import Model, TokenAsyncGen, TokenGen
 
-from llamaindex_routellm._calls import PAYLOAD_KEY, _Call
+from llamaindex_routellm import _calls
+from llamaindex_routellm._calls import PAYLOAD_KEY, NextDecision, _Call
 from llamaindex_routellm._text import (
     _check_messages,
     _message_text,
@@ -49,8 +53,16 @@ from llamaindex_routellm._text import (
     _route_text_from_messages,
 )
 from llamaindex_routellm.events import RoutingDecision, Side
+from llamaindex_routellm.turns import TURN_SOURCE, Turn, current_turn, install_turn_tracking
 from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, load_router
-from routing_core.policy import Decision, TwoModelPolicy, resolve_threshold
+from routing_core.errors import UnknownRouterError
+from routing_core.policy import (
+    Decision,
+    TwoModelPolicy,
+    check_fallback_on,
+    is_fallback_error,
+    resolve_threshold,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.chat_engine.types import AgentChatResponse
@@ -63,6 +75,67 @@ logger = logging.getLogger(__name__)
 FORCE_KWARG = "routellm_model"
 #: Internal keyword argument carrying a decision made ahead of the call (predict, tools, structured output).
 DECISION_KWARG = "routellm_decision"
+#: Internal keyword argument carrying how to prepare a tool call for another side (used by a fallback).
+TOOLS_KWARG = "routellm_tools"
+_ROUTING_KWARGS = (FORCE_KWARG, DECISION_KWARG, TOOLS_KWARG)
+
+RoutePer = Literal["turn", "call"]
+_ROUTE_PER: tuple[str, ...] = ("turn", "call")
+
+
+class RoutedArgumentError(TypeError):
+    """A call argument the chosen model does not accept (raised instead of the client's own `TypeError`).
+
+    Attributes:
+        argument: The argument's name.
+        side: The side that refused it (`"strong"`/`"weak"`).
+        model_name: That model's name.
+    """
+
+    def __init__(self, message: str, argument: str, side: str, model_name: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.side = side
+        self.model_name = model_name
+
+
+_UNEXPECTED_KWARG = re.compile(r"unexpected keyword argument '([^']+)'")
+
+
+def _exception_name(cls: type[BaseException]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _exception_class(name: str) -> type[BaseException]:
+    """The exception class a `fallback_on` entry names (`"module.Class"`, as stored by `to_dict`)."""
+    module, _, qualname = name.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module or "builtins")
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"fallback_on names {name!r}, which cannot be imported: {e}") from e
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        raise ValueError(f"fallback_on names {name!r}, which is not an exception class")
+    return obj
+
+
+class _ToolsPlan:
+    """How a tool call was prepared, so that a fallback side can prepare it again in its own format."""
+
+    __slots__ = ("owner", "side", "args", "kwargs")
+
+    def __init__(self, owner: RoutedLLM, side: str, args: dict[str, Any], kwargs: dict[str, Any]) -> None:
+        self.owner = owner
+        self.side = side
+        self.args = args
+        self.kwargs = kwargs
+
+    def prepare(self, side: str) -> dict[str, Any]:
+        llm = self.owner._function_calling_llm(side)  # type: ignore[arg-type]
+        prepared = llm._prepare_chat_with_tools_compat(**self.args, **self.kwargs)
+        return {k: v for k, v in prepared.items() if k not in _ROUTING_KWARGS}
+
 
 _SIDES: tuple[Side, Side] = ("strong", "weak")
 
@@ -79,6 +152,10 @@ class _Pin:
 
 
 _PIN: ContextVar[_Pin | None] = ContextVar("routellm_pin", default=None)
+
+
+def _no_fallback(failed: RoutingDecision, error: BaseException) -> RoutingDecision | None:
+    return None
 
 
 def _check_side(value: Any) -> Side:
@@ -110,17 +187,33 @@ class RoutedLLM(FunctionCallingLLM):
       and response synthesizers): the `query_str` template variable, i.e. the user's question, not the prompt
       stuffed with retrieved context. Without that variable, the formatted prompt's last user message.
     * Tool calling (`chat_with_tools`, `predict_and_call`, ...): `user_msg`, else the last user message in
-      `chat_history`. Every step of an agent run therefore goes to the same model, and tool formats,
-      `get_tool_calls_from_response` and response validation are delegated to the model that answered.
+      `chat_history`; tool formats, `get_tool_calls_from_response` and response validation are delegated to
+      the model that answered.
+    * Structured output (`structured_predict` and its async/streaming variants, `as_structured_llm`): routed
+      like `predict`, then the chosen model runs its *own* `structured_predict` (for OpenAI: its native
+      `response_format` JSON schema, or its function-calling path), not a program over this wrapper.
     * A message with no text (e.g. only an image) goes to `no_text_side` (strong by default).
+
+    One decision per turn (`route_per="turn"`, the default): an agent run (`FunctionAgent`, `ReActAgent`,
+    `AgentWorkflow`) or a chat-engine turn (`chat`/`achat`/`stream_chat`/`astream_chat` of any chat engine) is
+    routed once, on the user's message, and every LLM call of that turn goes to the same side (ReAct
+    observations, condense prompts and tool rounds are never routed on their own). `routed_turn(...)` does the
+    same for your own code; `route_per="call"` routes every call on its own text. See `llamaindex_routellm.turns`.
 
     Pass `routellm_model="strong"` or `"weak"` to any call to bypass the router for that call.
 
+    Fallback (off by default): with `fallback="other"`, a call whose chosen model raises (an HTTP 5xx or 429, a
+    timeout, a connection error: any exception of the `fallback_on` types) is sent to the other model; streams
+    fall back only before their first chunk. The answer's payload then has `fallback_from` (the side that
+    failed) and `fallback_error` (its exception type), and so do the events of the fallback call. With fallback
+    off, or when the other model fails too, the chosen model's exception reaches the caller unchanged (same
+    type, message and traceback; a failed fallback adds a note to it). Cancellation never falls back, and
+    neither does a `RoutedArgumentError` (an argument the chosen model does not accept).
+
     The wrapper is a transparent proxy: it emits no LLM events of its own, so each call yields exactly one
     set of LLM events (from the model that answered; `TokenCountingHandler` counts it once), plus one
-    `RoutingDecisionEvent` and one `RoutedCallEndEvent` (see `llamaindex_routellm.events`). Responses carry
-    the decision under `response.additional_kwargs["routellm"]`. Errors of the chosen model propagate
-    unchanged; there is no silent fallback to the other model.
+    `RoutingDecisionEvent` and one `RoutedCallEndEvent` (see `llamaindex_routellm.events`) per model call (a
+    fallback is a second call). Responses carry the decision under `response.additional_kwargs["routellm"]`.
 
     Setting `callback_manager` on the wrapper (as `Settings`, query engines and response synthesizers do)
     also sets it on both inner models, since they are the ones that emit the LLM callback events.
@@ -138,6 +231,14 @@ class RoutedLLM(FunctionCallingLLM):
         route_template_vars (Sequence[str]): Template variables that hold the user's question in
             `predict`-style calls, tried in order. Default `("query_str",)`.
         no_text_side (str): Where calls with nothing to route on go: `"strong"` (default) or `"weak"`.
+        fallback (Union[None, str, Sequence[str]]): `None`/`False`/`"none"` (default: errors propagate),
+            `"other"` (the other model answers when the chosen one raises), or a list of sides/model names.
+        fallback_on (Union[type, Sequence[type]]): The exception types that fall back (default: `Exception`),
+            e.g. `(openai.APIError, TimeoutError)`.
+        route_per (str): `"turn"` (default: one decision per agent run / chat-engine turn) or `"call"`.
+        strong_kwargs (Optional[dict]): Keyword arguments added to every call sent to the strong model
+            (provider-specific ones such as `seed`, `top_k`, `reasoning_effort`); call kwargs win.
+        weak_kwargs (Optional[dict]): The same for the weak model.
         callback_manager (Optional[CallbackManager]): Shared with both inner models when given.
 
     Examples:
@@ -162,6 +263,15 @@ class RoutedLLM(FunctionCallingLLM):
 
         # use it anywhere LlamaIndex takes an LLM
         query_engine = index.as_query_engine(llm=llm)
+
+        # the other model answers when the chosen one fails; provider-only arguments per side
+        llm = RoutedLLM(
+            strong=OpenAI(model="gpt-4o"),
+            weak=OpenAI(model="gpt-4o-mini"),
+            strong_fraction=0.3,
+            fallback="other",
+            strong_kwargs={"seed": 7},
+        )
         ```
     """
 
@@ -182,9 +292,28 @@ class RoutedLLM(FunctionCallingLLM):
         default=("query_str",), description="Template variables holding the user's question in predict calls."
     )
     no_text_side: Side = Field(default="strong", description="Side for calls with no text to route on.")
+    fallback: str | list[str] | None = Field(
+        default=None, description="None (errors propagate), 'other', or a list of sides / model names."
+    )
+    fallback_on: list[str] = Field(
+        default_factory=lambda: ["builtins.Exception"],
+        description="Exception types (module.Class) that fall back to another model.",
+    )
+    route_per: RoutePer = Field(
+        default="turn", description="'turn': one decision per agent run / chat turn; 'call': every call."
+    )
+    strong_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments added to every call of the strong model."
+    )
+    weak_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments added to every call of the weak model."
+    )
 
     _router: Router = PrivateAttr()
+    _router_object: bool = PrivateAttr(default=False)
     _policy_cache: tuple[tuple[str, str], TwoModelPolicy] | None = PrivateAttr(default=None)
+    _fallback_sides: tuple[str, ...] | None = PrivateAttr(default=None)
+    _fallback_types: tuple[type[BaseException], ...] = PrivateAttr(default=(Exception,))
     _ready: bool = PrivateAttr(default=False)
 
     def __init__(
@@ -197,6 +326,11 @@ class RoutedLLM(FunctionCallingLLM):
         router_kwargs: dict[str, Any] | None = None,
         route_template_vars: Sequence[str] = ("query_str",),
         no_text_side: Side = "strong",
+        fallback: str | Sequence[str] | bool | None = None,
+        fallback_on: type[BaseException] | Sequence[type[BaseException] | str] | None = None,
+        route_per: RoutePer = "turn",
+        strong_kwargs: dict[str, Any] | None = None,
+        weak_kwargs: dict[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
@@ -204,6 +338,27 @@ class RoutedLLM(FunctionCallingLLM):
             if not isinstance(llm, LLM):
                 raise TypeError(f"{side} must be a llama_index LLM, got {type(llm).__name__}")
         _check_side(no_text_side)
+        if route_per not in _ROUTE_PER:
+            raise ValueError(f"route_per must be 'turn' or 'call', got {route_per!r}")
+        side_kwargs = {}
+        for name, value in (("strong_kwargs", strong_kwargs), ("weak_kwargs", weak_kwargs)):
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}")
+            bad = [k for k in (value or {}) if k in _ROUTING_KWARGS]
+            if bad:
+                raise ValueError(f"{name} cannot set the routing argument {bad[0]!r}")
+            side_kwargs[name] = dict(value or {})
+        fallback_types = check_fallback_on(
+            None
+            if fallback_on is None
+            else [_exception_class(t) if isinstance(t, str) else t for t in fallback_on]
+            if isinstance(fallback_on, list | tuple)
+            else fallback_on
+        )
+        if fallback is False:
+            fallback = None
+        if isinstance(fallback, tuple):
+            fallback = list(fallback)
         if isinstance(route_template_vars, str):
             route_template_vars = (route_template_vars,)
         router_kwargs = dict(router_kwargs or {})
@@ -221,13 +376,65 @@ class RoutedLLM(FunctionCallingLLM):
             strong_fraction=strong_fraction,
             route_template_vars=tuple(route_template_vars),
             no_text_side=no_text_side,
+            fallback=fallback,
+            fallback_on=[_exception_name(t) for t in fallback_types],
+            route_per=route_per,
+            strong_kwargs=side_kwargs["strong_kwargs"],
+            weak_kwargs=side_kwargs["weak_kwargs"],
             callback_manager=callback_manager or CallbackManager([]),
             **kwargs,
         )
         self._router = router_obj
+        self._router_object = not isinstance(router, str | Path)
+        self._fallback_types = fallback_types
+        self._fallback_sides = self.policy.fallback_sides(fallback)  # validated once, here
         if callback_manager is not None:
             self._share_callback_manager()
+        if route_per == "turn":
+            install_turn_tracking()
         self._ready = True
+
+    # -- pickling: every construction form round-trips ------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What `pickle` stores: the constructor's arguments (a router given by name or folder is loaded again
+        on unpickling; a `Router` object is pickled with it, and must be picklable)."""
+        if self._router_object:
+            try:
+                pickle.dumps(self._router)
+            except Exception as e:
+                raise TypeError(
+                    f"cannot pickle this RoutedLLM: its router object ({type(self._router).__name__}) is not "
+                    f"picklable ({type(e).__name__}: {e}); give the router by name or checkpoint folder "
+                    "(RoutedLLM(router='difficulty' or '/path/to/checkpoint')) or make the router picklable"
+                ) from e
+        return {
+            "routellm_init": {
+                "strong": self.strong,
+                "weak": self.weak,
+                "router": self._router if self._router_object else self.router,
+                "router_kwargs": dict(self.router_kwargs),
+                "threshold": self.threshold,
+                "route_template_vars": tuple(self.route_template_vars),
+                "no_text_side": self.no_text_side,
+                "fallback": self.fallback,
+                "fallback_on": self._fallback_types,
+                "route_per": self.route_per,
+                "strong_kwargs": dict(self.strong_kwargs),
+                "weak_kwargs": dict(self.weak_kwargs),
+                "callback_manager": self.callback_manager,
+            },
+            "strong_fraction": self.strong_fraction,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild from `__getstate__` (the stored threshold is used as is; the router is loaded again)."""
+        if "routellm_init" not in state:  # pickled by an older version: pydantic's own state
+            super().__setstate__(state)
+            return
+        self.__init__(**state["routellm_init"])  # type: ignore[misc]
+        # informational: the threshold was derived from it (pydantic validates the assignment)
+        self.__dict__["strong_fraction"] = state["strong_fraction"]
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -272,9 +479,21 @@ class RoutedLLM(FunctionCallingLLM):
                         f"cannot rebuild the {side} LLM ({value.get('class_name')!r}) from a dict: {e}; "
                         f"pass it again, e.g. RoutedLLM.from_dict(data, {side}=<LLM>)"
                     ) from e
+        strong_fraction = data.get("strong_fraction")
         if data.get("threshold") is not None:
             data.pop("strong_fraction", None)  # the stored threshold is authoritative
-        return cls(**data)
+        try:
+            out = cls(**data)
+        except UnknownRouterError as e:
+            if "router" in kwargs:
+                raise
+            raise ValueError(
+                f"cannot rebuild the router {data.get('router')!r} from a dict: {e}; it was probably given as a "
+                "Router object: pass it again, e.g. RoutedLLM.from_dict(data, router=<Router>)"
+            ) from e
+        if strong_fraction is not None and data.get("threshold") is not None:
+            out.__dict__["strong_fraction"] = strong_fraction
+        return out
 
     # -- metadata ---------------------------------------------------------------------------------------
 
@@ -287,6 +506,8 @@ class RoutedLLM(FunctionCallingLLM):
         flag then fit either model, and `predict`/`stream` format prompts for the model actually chosen).
         """
         s, w = self.strong.metadata, self.weak.metadata
+        if not (s.is_function_calling_model and w.is_function_calling_model):
+            self._check_not_in_function_agent(s, w)
         return LLMMetadata(
             context_window=_min_known(s.context_window, w.context_window, DEFAULT_CONTEXT_WINDOW),
             num_output=_min_known(s.num_output, w.num_output, DEFAULT_NUM_OUTPUTS),
@@ -299,6 +520,34 @@ class RoutedLLM(FunctionCallingLLM):
             ),
             model_name=f"routellm[{self.router}]({s.model_name}|{w.model_name})",
             system_role=s.system_role if s.system_role == w.system_role else MessageRole.SYSTEM,
+        )
+
+    def _check_not_in_function_agent(self, s: LLMMetadata, w: LLMMetadata) -> None:
+        """Inside a `FunctionAgent` run that uses this LLM, a side without function calling is our error.
+
+        `FunctionAgent` reads `metadata.is_function_calling_model` and would fail with "LLM must be a
+        FunctionCallingLLM"; say which side lacks it and what to do instead.
+        """
+        turn = current_turn()
+        if turn is None or turn.kind != "agent":
+            return
+        from llama_index.core.agent.workflow import FunctionAgent
+
+        owner = turn.owner
+        agents = (
+            list(getattr(owner, "agents", {}).values()) if not isinstance(owner, FunctionAgent) else [owner]
+        )
+        if not any(isinstance(a, FunctionAgent) and a.llm is self for a in agents):
+            return
+        lacking = [
+            f"the {side} model ({md.model_name}, {type(llm).__name__})"
+            for side, md, llm in (("strong", s, self.strong), ("weak", w, self.weak))
+            if not (md.is_function_calling_model and isinstance(llm, FunctionCallingLLM))
+        ]
+        raise ValueError(
+            f"RoutedLLM in a FunctionAgent: {' and '.join(lacking)} does not support function calling, and "
+            "either side may be chosen for a step. Use two function-calling models, or a ReActAgent (it works "
+            "with any model), or route only function-calling models."
         )
 
     def get_router(self) -> Router:
@@ -330,9 +579,11 @@ class RoutedLLM(FunctionCallingLLM):
             cached = self._policy_cache = (names, policy)
         return cached[1]
 
-    def _wrap(self, decision: Decision) -> RoutingDecision:
+    def _wrap(self, decision: Decision, turn_id: str | None = None) -> RoutingDecision:
         policy = self.policy
-        return RoutingDecision.from_policy(decision, policy.model_names["strong"], policy.model_names["weak"])
+        return RoutingDecision.from_policy(
+            decision, policy.model_names["strong"], policy.model_names["weak"], turn_id=turn_id
+        )
 
     def _take_pin(self) -> RoutingDecision | None:
         pin = _PIN.get()
@@ -353,13 +604,26 @@ class RoutedLLM(FunctionCallingLLM):
             return self._take_pin(), None
         return None, forced
 
+    def _turn(self, forced: Any) -> Turn | None:
+        """The turn this call follows (None: route the call on its own)."""
+        if forced is not None or self.route_per != "turn":
+            return None
+        return current_turn()
+
     def _resolve(
         self, kwargs: dict[str, Any], text_fn: Callable[[], tuple[str | None, str]]
     ) -> RoutingDecision:
         ready, forced = self._ready_decision(kwargs)
         if ready is not None:
             return ready
-        return self._wrap(self.policy.decide_lazy(text_fn, forced=forced))
+        turn = self._turn(forced)
+        if turn is None:
+            return self._wrap(self.policy.decide_lazy(text_fn, forced=forced))
+        made = turn.decision(self)
+        if made is None:
+            text, source = (turn.text, TURN_SOURCE) if turn.text else text_fn()
+            made = turn.keep(self, self._wrap(self.policy.decide(text, source), turn.turn_id))
+        return made.again()
 
     async def _aresolve(
         self, kwargs: dict[str, Any], text_fn: Callable[[], tuple[str | None, str]]
@@ -367,8 +631,38 @@ class RoutedLLM(FunctionCallingLLM):
         ready, forced = self._ready_decision(kwargs)
         if ready is not None:
             return ready
+        turn = self._turn(forced)
         # router work (embeddings, model inference) runs off the event loop, in the policy
-        return self._wrap(await self.policy.adecide_lazy(text_fn, forced=forced))
+        if turn is None:
+            return self._wrap(await self.policy.adecide_lazy(text_fn, forced=forced))
+        made = turn.decision(self)
+        if made is None:
+            text, source = (turn.text, TURN_SOURCE) if turn.text else text_fn()
+            made = turn.keep(self, self._wrap(await self.policy.adecide(text, source), turn.turn_id))
+        return made.again()
+
+    def _next_decision(self, first: RoutingDecision) -> NextDecision:
+        """The fallback rule of one request: the policy's order after `first.side`, for qualifying errors."""
+        allowed = self._fallback_sides
+        if not allowed or first.core is None:
+            return _no_fallback
+        order = list(self.policy.fallback_order(first.core, allowed))
+
+        def next_decision(failed: RoutingDecision, error: BaseException) -> RoutingDecision | None:
+            if not order or failed.core is None or isinstance(error, RoutedArgumentError):
+                return None
+            if not is_fallback_error(error, self._fallback_types):
+                return None
+            side = order.pop(0)
+            answered = self._wrap(self.policy.fell_back(failed.core, side, error), failed.turn_id)
+            turn = current_turn()
+            if turn is not None and failed.turn_id == turn.turn_id:
+                turn.keep(
+                    self, answered, replace=True
+                )  # the rest of the turn stays on the side that answered
+            return answered
+
+        return next_decision
 
     def route(self, text: str) -> RoutingDecision:
         """The decision for a question, without calling any model or dispatching events.
@@ -381,13 +675,13 @@ class RoutedLLM(FunctionCallingLLM):
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        return self._resolve({}, lambda: (text, "prompt"))
+        return self._wrap(self.policy.decide(text, "prompt"))
 
     async def aroute(self, text: str) -> RoutingDecision:
         """Async `route`: the router runs in a thread executor."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        return await self._aresolve({}, lambda: (text, "prompt"))
+        return self._wrap(await self.policy.adecide(text, "prompt"))
 
     @staticmethod
     def _chat_text_fn(messages: list[ChatMessage]) -> Callable[[], tuple[str | None, str]]:
@@ -426,6 +720,69 @@ class RoutedLLM(FunctionCallingLLM):
             return _route_text_from_messages(history)
 
         return fn
+
+    # -- calling the chosen model ------------------------------------------------------------------------
+
+    def _side_kwargs(self, side: str) -> dict[str, Any]:
+        return self.strong_kwargs if side == "strong" else self.weak_kwargs
+
+    def _call_kwargs(self, side: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The kwargs a call to `side` gets: that side's defaults, then the call's own (which win)."""
+        defaults = self._side_kwargs(side)
+        return {**defaults, **kwargs} if defaults else kwargs
+
+    def _argument_error(
+        self, error: TypeError, side: str, kwargs: dict[str, Any]
+    ) -> RoutedArgumentError | None:
+        """Our error for a client `TypeError` about one of the call's keyword arguments (None otherwise)."""
+        match = _UNEXPECTED_KWARG.search(str(error))
+        if match is None or match.group(1) not in kwargs:
+            return None
+        name = match.group(1)
+        llm = self.llm_for(side)  # type: ignore[arg-type]
+        model = llm.metadata.model_name
+        origin = f"{side}_kwargs" if name in self._side_kwargs(side) else "this call"
+        return RoutedArgumentError(
+            f"the {side} model ({model}, {type(llm).__name__}) does not accept the argument {name!r} "
+            f"(from {origin}); the router chose it for this call. Pass provider-specific arguments per side: "
+            f"RoutedLLM(..., {side}_kwargs={{...}}) for the {side} model only. ({type(error).__name__}: {error})",
+            name,
+            side,
+            model,
+        )
+
+    def _invoke(self, decision: RoutingDecision, method: str, kwargs: dict[str, Any], *args: Any) -> Any:
+        """`<chosen model>.<method>(*args, **kwargs)` with the side's defaults; argument errors made clear."""
+        kw = self._call_kwargs(decision.side, kwargs)
+        try:
+            return getattr(self.llm_for(decision.side), method)(*args, **kw)
+        except TypeError as e:
+            clear = self._argument_error(e, decision.side, kw)
+            if clear is None:
+                raise
+            raise clear from e
+
+    async def _ainvoke(
+        self, decision: RoutingDecision, method: str, kwargs: dict[str, Any], *args: Any
+    ) -> Any:
+        """Async `_invoke`."""
+        kw = self._call_kwargs(decision.side, kwargs)
+        try:
+            return await getattr(self.llm_for(decision.side), method)(*args, **kw)
+        except TypeError as e:
+            clear = self._argument_error(e, decision.side, kw)
+            if clear is None:
+                raise
+            raise clear from e
+
+    def _chat_args(
+        self, decision: RoutingDecision, messages: list[ChatMessage], kwargs: dict[str, Any], tools: Any
+    ) -> tuple[list[ChatMessage], dict[str, Any]]:
+        """Messages and kwargs for `decision.side`: a tool call prepared for another side is prepared again."""
+        if isinstance(tools, _ToolsPlan) and tools.side != decision.side:
+            prepared = tools.prepare(decision.side)
+            return list(prepared.pop("messages", messages)), prepared
+        return messages, kwargs
 
     # -- chat -------------------------------------------------------------------------------------------
 
@@ -468,10 +825,14 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
+        tools = kwargs.pop(TOOLS_KWARG, None)
         call = self._begin("chat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages))
-        with call:
-            response = self.llm_for(call.decision.side).chat(messages, **kwargs)
-        return call.finish(response)
+
+        def invoke(d: RoutingDecision) -> Any:
+            msgs, kw = self._chat_args(d, messages, kwargs, tools)
+            return self._invoke(d, "chat", kw, msgs)
+
+        return _calls.run(call, invoke, self._next_decision(call.decision))  # type: ignore[no-any-return]
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async `chat`; the router runs in a thread executor, off the event loop.
@@ -482,18 +843,23 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
+        tools = kwargs.pop(TOOLS_KWARG, None)
         call = await self._abegin(
             "achat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages)
         )
-        with call:
-            response = await self.llm_for(call.decision.side).achat(messages, **kwargs)
-        return call.finish(response)
+
+        def invoke(d: RoutingDecision) -> Any:
+            msgs, kw = self._chat_args(d, messages, kwargs, tools)
+            return self._ainvoke(d, "achat", kw, msgs)
+
+        return await _calls.arun(call, invoke, self._next_decision(call.decision))  # type: ignore[no-any-return]
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat from the chosen model; every chunk carries the decision.
 
         The decision is made (and the decision event dispatched) when this method is called; the end event
-        follows when the stream is exhausted, fails or is closed.
+        follows when the stream is exhausted, fails or is closed. With `fallback` on, a stream that fails
+        before its first chunk is answered by the other model.
 
         Examples:
             ```python
@@ -502,12 +868,16 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
+        tools = kwargs.pop(TOOLS_KWARG, None)
         call = self._begin(
             "stream_chat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages)
         )
-        with call:
-            gen = self.llm_for(call.decision.side).stream_chat(messages, **kwargs)
-        return call.wrap_stream(gen)
+
+        def open_stream(d: RoutingDecision) -> Any:
+            msgs, kw = self._chat_args(d, messages, kwargs, tools)
+            return self._invoke(d, "stream_chat", kw, msgs)
+
+        return _calls.stream(call, open_stream, self._next_decision(call.decision))
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         """Async `stream_chat`; the router runs in a thread executor.
@@ -519,12 +889,16 @@ class RoutedLLM(FunctionCallingLLM):
             ```
         """
         messages = _check_messages(messages)
+        tools = kwargs.pop(TOOLS_KWARG, None)
         call = await self._abegin(
             "astream_chat", kwargs, self._chat_text_fn(messages), lambda: _messages_text(messages)
         )
-        with call:
-            gen = await self.llm_for(call.decision.side).astream_chat(messages, **kwargs)
-        return call.wrap_astream(gen)
+
+        def open_stream(d: RoutingDecision) -> Any:
+            msgs, kw = self._chat_args(d, messages, kwargs, tools)
+            return self._ainvoke(d, "astream_chat", kw, msgs)
+
+        return await _calls.astream(call, open_stream, self._next_decision(call.decision))
 
     # -- completion -------------------------------------------------------------------------------------
 
@@ -538,21 +912,23 @@ class RoutedLLM(FunctionCallingLLM):
         """Complete `prompt` with the model the router picks for it.
 
         Args:
-            prompt (str): The prompt; it is also what the router scores.
+            prompt (str): The prompt; it is also what the router scores (inside an agent or chat-engine
+                turn: the turn's user message).
             formatted (bool): Whether the prompt is already formatted for the model.
             kwargs (Any): Passed to the chosen model; `routellm_model="strong"|"weak"` forces a side.
 
         Examples:
             ```python
             response = llm.complete("Paris is the capital of")
-            print(response.text, response.additional_kwargs["routellm"]["model"])
+            print(response.text, response.additional_kwargs["routellm"]["model_name"])
             ```
         """
         prompt = self._check_prompt(prompt)
         call = self._begin("complete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
-        with call:
-            response = self.llm_for(call.decision.side).complete(prompt, formatted=formatted, **kwargs)
-        return call.finish(response)
+        kwargs["formatted"] = formatted
+        return _calls.run(  # type: ignore[no-any-return]
+            call, lambda d: self._invoke(d, "complete", kwargs, prompt), self._next_decision(call.decision)
+        )
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Async `complete`; the router runs in a thread executor.
@@ -564,9 +940,10 @@ class RoutedLLM(FunctionCallingLLM):
         """
         prompt = self._check_prompt(prompt)
         call = await self._abegin("acomplete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
-        with call:
-            response = await self.llm_for(call.decision.side).acomplete(prompt, formatted=formatted, **kwargs)
-        return call.finish(response)
+        kwargs["formatted"] = formatted
+        return await _calls.arun(  # type: ignore[no-any-return]
+            call, lambda d: self._ainvoke(d, "acomplete", kwargs, prompt), self._next_decision(call.decision)
+        )
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         """Stream a completion from the chosen model; every chunk carries the decision.
@@ -579,9 +956,12 @@ class RoutedLLM(FunctionCallingLLM):
         """
         prompt = self._check_prompt(prompt)
         call = self._begin("stream_complete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
-        with call:
-            gen = self.llm_for(call.decision.side).stream_complete(prompt, formatted=formatted, **kwargs)
-        return call.wrap_stream(gen)
+        kwargs["formatted"] = formatted
+        return _calls.stream(
+            call,
+            lambda d: self._invoke(d, "stream_complete", kwargs, prompt),
+            self._next_decision(call.decision),
+        )
 
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
@@ -596,11 +976,12 @@ class RoutedLLM(FunctionCallingLLM):
         """
         prompt = self._check_prompt(prompt)
         call = await self._abegin("astream_complete", kwargs, self._prompt_text_fn(prompt), lambda: prompt)
-        with call:
-            gen = await self.llm_for(call.decision.side).astream_complete(
-                prompt, formatted=formatted, **kwargs
-            )
-        return call.wrap_astream(gen)
+        kwargs["formatted"] = formatted
+        return await _calls.astream(
+            call,
+            lambda d: self._ainvoke(d, "astream_complete", kwargs, prompt),
+            self._next_decision(call.decision),
+        )
 
     # -- prompt chaining: route on the question, not on the stuffed prompt ------------------------------
 
@@ -721,35 +1102,39 @@ class RoutedLLM(FunctionCallingLLM):
         cgen = await self.astream_complete(formatted, formatted=True, **{DECISION_KWARG: decision})  # type: ignore[arg-type]
         return await astream_completion_response_to_tokens(cgen)
 
-    # -- structured outputs: same question-based routing, carried to the LLM call through llm_kwargs ----
+    # -- structured outputs: routed like predict, then the chosen model's own structured output ------------
 
-    def _structured_routing(
+    def _structured_args(
         self, prompt: BasePromptTemplate, prompt_args: dict[str, Any], llm_kwargs: dict[str, Any] | None
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Callable[[], tuple[str | None, str]]]:
-        """Routing kwargs of a structured call (popped from `prompt_args`, read from `llm_kwargs`).
-
-        Returns the routing kwargs when the call must be decided up front (a question variable, a forced
-        side or a pinned decision), else None: the program's own LLM call is then routed as usual.
-        """
-        rk: dict[str, Any] = {
-            k: v for k, v in (llm_kwargs or {}).items() if k in (FORCE_KWARG, DECISION_KWARG)
-        }
+    ) -> tuple[dict[str, Any], dict[str, Any], Callable[[], tuple[str | None, str]], Callable[[], str]]:
+        """Split a structured call: (routing kwargs, the model's llm_kwargs, routing text, input text)."""
+        rk: dict[str, Any] = {k: v for k, v in (llm_kwargs or {}).items() if k in _ROUTING_KWARGS}
         if FORCE_KWARG in prompt_args:
             rk[FORCE_KWARG] = prompt_args.pop(FORCE_KWARG)
-        partials = getattr(prompt, "kwargs", None) or {}
-        has_var = any(v in prompt_args or v in partials for v in self.route_template_vars)
-        clean = (
-            {k: v for k, v in (llm_kwargs or {}).items() if k not in rk} if llm_kwargs is not None else None
-        )
-        return (rk if (rk or has_var) else None), clean, self._template_text_fn(prompt, prompt_args)
+        clean = {k: v for k, v in (llm_kwargs or {}).items() if k not in _ROUTING_KWARGS}
 
-    @staticmethod
-    def _with_decision(
-        decision: RoutingDecision | None, llm_kwargs: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
-        if decision is None:
-            return llm_kwargs
-        return {**(llm_kwargs or {}), DECISION_KWARG: decision}
+        def input_text() -> str:
+            try:
+                return prompt.format(**prompt_args)
+            except Exception:  # token estimates only
+                return " ".join(str(v) for v in prompt_args.values())
+
+        return rk, clean, self._template_text_fn(prompt, prompt_args), input_text
+
+    def _structured_invoke(
+        self,
+        method: str,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        clean: dict[str, Any],
+        prompt_args: dict[str, Any],
+    ) -> Callable[[RoutingDecision], Any]:
+        def invoke(d: RoutingDecision) -> Any:
+            llm = self.llm_for(d.side)
+            kw = self._call_kwargs(d.side, dict(clean))
+            return getattr(llm, method)(output_cls, prompt, llm_kwargs=kw, **prompt_args)
+
+        return invoke
 
     def structured_predict(
         self,
@@ -758,7 +1143,11 @@ class RoutedLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        """Structured predict, routed on the question (`query_str`) when the prompt has one.
+        """Structured predict: routed on the question (`query_str`), answered by the chosen model's own
+        `structured_predict` (OpenAI: its native `response_format` JSON schema).
+
+        One `RoutingDecisionEvent` / `RoutedCallEndEvent` pair is dispatched for the call (the chosen model's
+        own LLM events come in between); with `fallback` on, the other model answers if the chosen one raises.
 
         Examples:
             ```python
@@ -770,9 +1159,10 @@ class RoutedLLM(FunctionCallingLLM):
             answer = llm.structured_predict(Answer, qa, context_str=ctx, query_str="Who wrote it?")
             ```
         """
-        rk, clean, text_fn = self._structured_routing(prompt, prompt_args, llm_kwargs)
-        kw = self._with_decision(None if rk is None else self._resolve(rk, text_fn), clean)
-        return super().structured_predict(output_cls, prompt, llm_kwargs=kw, **prompt_args)  # type: ignore[arg-type]
+        rk, clean, text_fn, input_text = self._structured_args(prompt, prompt_args, llm_kwargs)
+        call = _Call(self._resolve(rk, text_fn), "structured_predict", input_text)
+        invoke = self._structured_invoke("structured_predict", output_cls, prompt, clean, prompt_args)
+        return _calls.run(call, invoke, self._next_decision(call.decision))  # type: ignore[no-any-return]
 
     async def astructured_predict(
         self,
@@ -782,9 +1172,10 @@ class RoutedLLM(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> Model:
         """Async `structured_predict`; the router runs in a thread executor."""
-        rk, clean, text_fn = self._structured_routing(prompt, prompt_args, llm_kwargs)
-        kw = self._with_decision(None if rk is None else await self._aresolve(rk, text_fn), clean)
-        return await super().astructured_predict(output_cls, prompt, llm_kwargs=kw, **prompt_args)  # type: ignore[arg-type]
+        rk, clean, text_fn, input_text = self._structured_args(prompt, prompt_args, llm_kwargs)
+        call = _Call(await self._aresolve(rk, text_fn), "astructured_predict", input_text)
+        invoke = self._structured_invoke("astructured_predict", output_cls, prompt, clean, prompt_args)
+        return await _calls.arun(call, invoke, self._next_decision(call.decision))  # type: ignore[no-any-return]
 
     def stream_structured_predict(
         self,
@@ -793,10 +1184,12 @@ class RoutedLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Any, None, None]:
-        """Stream structured predict, routed on the question (`query_str`) when the prompt has one."""
-        rk, clean, text_fn = self._structured_routing(prompt, prompt_args, llm_kwargs)
-        kw = self._with_decision(None if rk is None else self._resolve(rk, text_fn), clean)
-        return super().stream_structured_predict(output_cls, prompt, llm_kwargs=kw, **prompt_args)  # type: ignore[arg-type]
+        """Stream partial objects from the chosen model's own `stream_structured_predict` (falls back before
+        the first one)."""
+        rk, clean, text_fn, input_text = self._structured_args(prompt, prompt_args, llm_kwargs)
+        call = _Call(self._resolve(rk, text_fn), "stream_structured_predict", input_text)
+        invoke = self._structured_invoke("stream_structured_predict", output_cls, prompt, clean, prompt_args)
+        return _calls.stream(call, invoke, self._next_decision(call.decision))
 
     async def astream_structured_predict(
         self,
@@ -806,9 +1199,10 @@ class RoutedLLM(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> AsyncGenerator[Any, None]:
         """Async `stream_structured_predict`; the router runs in a thread executor."""
-        rk, clean, text_fn = self._structured_routing(prompt, prompt_args, llm_kwargs)
-        kw = self._with_decision(None if rk is None else await self._aresolve(rk, text_fn), clean)
-        return await super().astream_structured_predict(output_cls, prompt, llm_kwargs=kw, **prompt_args)  # type: ignore[arg-type]
+        rk, clean, text_fn, input_text = self._structured_args(prompt, prompt_args, llm_kwargs)
+        call = _Call(await self._aresolve(rk, text_fn), "astream_structured_predict", input_text)
+        invoke = self._structured_invoke("astream_structured_predict", output_cls, prompt, clean, prompt_args)
+        return await _calls.astream(call, invoke, self._next_decision(call.decision))
 
     # -- tool calling: decide first, then let the chosen model format, validate and parse ----------------
 
@@ -837,17 +1231,22 @@ class RoutedLLM(FunctionCallingLLM):
         The returned kwargs carry the decision, so the `chat` that follows goes to the same model.
         """
         decision = self._resolve(kwargs, self._tools_text_fn(user_msg, chat_history))
-        llm = self._function_calling_llm(decision.side)
-        prepared = llm._prepare_chat_with_tools_compat(
-            tools,
-            user_msg=user_msg,
-            chat_history=chat_history,
-            verbose=verbose,
-            allow_parallel_tool_calls=allow_parallel_tool_calls,
-            tool_required=tool_required,
-            **kwargs,
+        kwargs.pop(TOOLS_KWARG, None)
+        plan = _ToolsPlan(
+            self,
+            decision.side,
+            {
+                "tools": tools,
+                "user_msg": user_msg,
+                "chat_history": chat_history,
+                "verbose": verbose,
+                "allow_parallel_tool_calls": allow_parallel_tool_calls,
+                "tool_required": tool_required,
+            },
+            dict(kwargs),
         )
-        return {**prepared, DECISION_KWARG: decision}
+        prepared = plan.prepare(decision.side)
+        return {**prepared, DECISION_KWARG: decision, TOOLS_KWARG: plan}
 
     async def achat_with_tools(
         self,
@@ -913,7 +1312,7 @@ class RoutedLLM(FunctionCallingLLM):
         """Delegate validation to the model that produced `response`."""
         decision_payload = (response.additional_kwargs or {}).get(PAYLOAD_KEY)
         llm = self._function_calling_llm(self._side_of(response))
-        kwargs = {k: v for k, v in kwargs.items() if k not in (FORCE_KWARG, DECISION_KWARG)}
+        kwargs = {k: v for k, v in kwargs.items() if k not in _ROUTING_KWARGS}
         validated = llm._validate_chat_with_tools_response(
             response, tools, allow_parallel_tool_calls=allow_parallel_tool_calls, **kwargs
         )

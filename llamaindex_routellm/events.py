@@ -26,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections import deque
@@ -40,6 +41,9 @@ from routing_core.costs import CostLedger, PriceTable, RoutingSummary, SideTotal
 from routing_core.policy import PAYLOAD_KEYS, Decision, Reason, Side
 
 CallStatus = Literal["ok", "error", "cancelled"]
+
+#: Payload entries present only when they apply: after a fallback, and for the calls of an agent or chat turn.
+OPTIONAL_KEYS: tuple[str, ...] = ("fallback_from", "fallback_error", "turn_id")
 
 __all__ = [
     "CallStatus",
@@ -74,7 +78,11 @@ class RoutingDecision:
         weak_model: Model name of the weak LLM.
         text_hash: sha256 prefix of the routed text (None when the router read none).
         text_preview: The routed text's first characters (None when the router read none).
-        decision_id: A unique id; the `RoutedCallEndEvent` of the call carries the same id.
+        decision_id: A unique id per routed call; the `RoutedCallEndEvent` of the call carries the same id.
+        fallback_from: The side that failed before this one answered (None when no fallback happened).
+        fallback_error: The exception type of that failure (None when no fallback happened).
+        turn_id: The id of the agent run or chat-engine turn this call belongs to (None outside a turn); every
+            call of one turn carries the same id and the same decision (see `llamaindex_routellm.turns`).
 
     The decision itself is made by `routing_core.policy.TwoModelPolicy` (the same policy as the LangChain
     wrapper's); this record adds the LlamaIndex bookkeeping (both model names, the id shared by the events).
@@ -92,10 +100,17 @@ class RoutingDecision:
     text_hash: str | None = None
     text_preview: str | None = None
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    fallback_from: str | None = None
+    fallback_error: str | None = None
+    turn_id: str | None = None
+    core: Decision | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_policy(cls, decision: Decision, strong_model: str, weak_model: str) -> RoutingDecision:
+    def from_policy(
+        cls, decision: Decision, strong_model: str, weak_model: str, turn_id: str | None = None
+    ) -> RoutingDecision:
         """Wrap a policy decision with the names of both models and a fresh decision id."""
+        extra = decision.extra or {}
         return cls(
             side=decision.side,  # type: ignore[arg-type]
             model=decision.model_name or "",
@@ -108,7 +123,15 @@ class RoutingDecision:
             weak_model=weak_model,
             text_hash=decision.text_hash,
             text_preview=decision.text_preview,
+            fallback_from=extra.get("fallback_from"),
+            fallback_error=extra.get("fallback_error"),
+            turn_id=turn_id,
+            core=decision,
         )
+
+    def again(self, turn_id: str | None = None) -> RoutingDecision:
+        """The same decision for another call (a fresh `decision_id`), e.g. the next call of a turn."""
+        return dataclasses.replace(self, decision_id=uuid.uuid4().hex, turn_id=turn_id or self.turn_id)
 
     @property
     def model_name(self) -> str:
@@ -122,8 +145,14 @@ class RoutingDecision:
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON-able dict stored under `"routellm"` in responses' `additional_kwargs` (a fresh dict): the
-        schema `routing_core.policy.PAYLOAD_KEYS`, identical to the LangChain wrapper's."""
-        return {name: getattr(self, name) for name in PAYLOAD_KEYS}
+        schema `routing_core.policy.PAYLOAD_KEYS`, identical to the LangChain wrapper's, then `fallback_from` and
+        `fallback_error` after a fallback and `turn_id` inside a turn (only when set)."""
+        out = {name: getattr(self, name) for name in PAYLOAD_KEYS}
+        for name in OPTIONAL_KEYS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
 
 
 class RoutingDecisionEvent(BaseEvent):
@@ -141,6 +170,9 @@ class RoutingDecisionEvent(BaseEvent):
         weak_model (str): Model name of the weak LLM.
         decision_id (str): Id shared with the `RoutedCallEndEvent` of the same call.
         call (str): The `RoutedLLM` method, e.g. `"chat"`, `"astream_chat"`, `"complete"`.
+        fallback_from (Optional[str]): Set when this call is a fallback: the side that failed first.
+        fallback_error (Optional[str]): The exception type of that failure.
+        turn_id (Optional[str]): The agent run / chat-engine turn the call belongs to (None outside one).
     """
 
     router: str
@@ -157,6 +189,9 @@ class RoutingDecisionEvent(BaseEvent):
     weak_model: str = ""
     decision_id: str = ""
     call: str = ""
+    fallback_from: str | None = None
+    fallback_error: str | None = None
+    turn_id: str | None = None
 
     @classmethod
     def class_name(cls) -> str:
@@ -178,7 +213,12 @@ class RoutingDecisionEvent(BaseEvent):
     @property
     def payload(self) -> dict[str, Any]:
         """The decision as stored in responses under `additional_kwargs["routellm"]`."""
-        return {name: getattr(self, name) for name in PAYLOAD_KEYS}
+        out = {name: getattr(self, name) for name in PAYLOAD_KEYS}
+        for name in OPTIONAL_KEYS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
 
 
 class RoutedCallEndEvent(BaseEvent):
@@ -201,6 +241,9 @@ class RoutedCallEndEvent(BaseEvent):
         input_tokens (int): Prompt tokens.
         output_tokens (int): Completion tokens.
         usage_source (str): `"provider"` or `"estimate"`.
+        fallback_from (Optional[str]): Set when the call was a fallback: the side that failed first.
+        fallback_error (Optional[str]): The exception type of that failure.
+        turn_id (Optional[str]): The agent run / chat-engine turn the call belongs to (None outside one).
     """
 
     decision_id: str
@@ -214,6 +257,9 @@ class RoutedCallEndEvent(BaseEvent):
     input_tokens: int = 0
     output_tokens: int = 0
     usage_source: Literal["provider", "estimate", "none"] = "estimate"
+    fallback_from: str | None = None
+    fallback_error: str | None = None
+    turn_id: str | None = None
 
     @classmethod
     def class_name(cls) -> str:

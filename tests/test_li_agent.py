@@ -86,7 +86,10 @@ async def test_function_agent_two_tools_through_routed_model(events, streaming, 
     # one routing event and one LLM event per step, routed on the user's question
     assert len(events.decisions) == len(events.llm_starts()) == len(events.ends) == 2
     assert {d.side for d in events.decisions} == {side}
-    assert router.seen == [question, question]
+    # one decision for the run (issue 12): the router read the user's question once; both steps share its turn
+    assert router.seen == [question]
+    assert len({d.turn_id for d in events.decisions}) == 1 and events.decisions[0].turn_id
+    assert {d.source for d in events.decisions} == {"turn_message"}
     expected_call = "astream_chat" if streaming else "achat"
     assert {d.call for d in events.decisions} == {expected_call}
 
@@ -97,7 +100,10 @@ async def test_function_agent_rejects_a_pair_without_function_calling() -> None:
     llm = RoutedLLM(strong=strong, weak=weak, router=KeywordRouter(), threshold=0.5)
     assert llm.metadata.is_function_calling_model is False
     agent = FunctionAgent(tools=TOOLS, llm=llm)
-    with pytest.raises(Exception, match="FunctionCallingLLM"):
+    # our error, naming the side without function calling (not LlamaIndex's "LLM must be a FunctionCallingLLM")
+    with pytest.raises(
+        ValueError, match=r"weak model \(weak-model, ScriptedLLM\) does not support function calling"
+    ):
         await agent.run(user_msg=EASY)
     assert not strong.calls and not weak.calls
 

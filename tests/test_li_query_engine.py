@@ -141,7 +141,8 @@ def test_context_chat_engine_routes_on_user_message(index, events) -> None:  # n
     assert "[weak-model]" in str(reply)
     assert router.seen == [EASY]
     assert len(events.decisions) == len(events.llm_starts()) == 1
-    assert events.decisions[0].source in ("query_str", "last_user_message")
+    # a chat-engine turn is routed once, on the user's message (issue 12)
+    assert events.decisions[0].source == "turn_message" and events.decisions[0].turn_id
 
 
 def test_token_counting_through_a_query_engine_counts_each_call_once(index, events) -> None:  # noqa: F811
