@@ -744,7 +744,7 @@ class RoutedLLM(FunctionCallingLLM):
         origin = f"{side}_kwargs" if name in self._side_kwargs(side) else "this call"
         return RoutedArgumentError(
             f"the {side} model ({model}, {type(llm).__name__}) does not accept the argument {name!r} "
-            f"(from {origin}); the router chose it for this call. Pass provider-specific arguments per side: "
+            f"(from {origin}); the router sent this call to it. Pass provider-specific arguments per side: "
             f"RoutedLLM(..., {side}_kwargs={{...}}) for the {side} model only. ({type(error).__name__}: {error})",
             name,
             side,
