@@ -110,10 +110,12 @@ class RoutedChatModel(BaseChatModel):
         ```
 
     Key init args — routing:
-        strong: BaseChatModel
-            The capable, expensive model.
-        weak: BaseChatModel
-            The cheap model.
+        strong: BaseChatModel | RunnableWithFallbacks
+            The capable, expensive model; or a chat model with fallbacks
+            (`ChatOpenAI(...).with_fallbacks([ChatAnthropic(...)])`), whose models are tried in order on the errors
+            of its `exceptions_to_handle` (the side's name, tools and tracing come from its first model).
+        weak: BaseChatModel | RunnableWithFallbacks
+            The cheap model (same forms).
         router: str | Path | Router
             A bundled router name, a checkpoint folder, or a `routing_core.Router`; defaults to
             `routing_core.DEFAULT_ROUTER`. Loaded once, at construction. Use `router_kwargs` to configure it.
@@ -127,11 +129,26 @@ class RoutedChatModel(BaseChatModel):
         no_text_model: "strong" | "weak"
             Where calls with no routing text go (default "strong").
 
+    Key init args — reliability:
+        fallback: None | "other" | list[str]
+            Off by default: a failing model's error reaches the caller unchanged. `"other"`: a call whose chosen
+            model raised is sent to the other model (see "Fallback" below). A list of sides or model names: those.
+        fallback_on: type[Exception] | tuple[type[Exception], ...]
+            The errors that fall back (default `(Exception,)`: HTTP 5xx/429, timeouts, connection errors, ...);
+            cancellation, `KeyboardInterrupt` and `SystemExit` never do.
+
     Key init args — call params (forwarded to the chosen model when set):
         temperature: float | None
         max_tokens: int | None
         stop: list[str] | None
+        strong_kwargs: dict[str, Any]
+            Call arguments for every call the strong model answers, e.g. `{"seed": 7}` for an OpenAI model.
+        weak_kwargs: dict[str, Any]
+            The same for the weak model, e.g. `{"top_k": 40}` for an Anthropic model.
+        unsupported_call_args: "drop" | "raise"
+            What to do with a call argument that only some routed models take (see "Call arguments").
 
+        Precedence: a call's own arguments, then `strong_kwargs`/`weak_kwargs`, then `temperature`/`max_tokens`.
         Client settings (`api_key`, `timeout`, `max_retries`, ...) belong to the inner models; passing them here
         warns and ignores them.
 
@@ -295,10 +312,57 @@ class RoutedChatModel(BaseChatModel):
 
         To see a decision without calling a model: `model.route(messages).payload` (or `await model.aroute(...)`).
 
+    Agents (one decision per turn):
+        A LangGraph agent loop (`langgraph.prebuilt.create_react_agent`, `langchain.agents.create_agent`)
+        calls the model once per step, with the tool results appended. Each step is routed on the last human
+        message, which is the same for every step of a turn, so one side answers the whole turn (the routers are
+        deterministic functions of the text) and every step's record has the same `win_rate` and `text_hash`.
+        A new human message starts a new turn with its own decision. To route every step on what it ends with
+        instead (e.g. a tool result), pass a `routing_text` callable:
+
+        ```python
+        from langchain_routellm import message_text
+
+        model = RoutedChatModel(..., routing_text=lambda messages: message_text(messages[-1]))
+        ```
+
+    Fallback:
+        ```python
+        model = RoutedChatModel(strong=..., weak=..., threshold=0.5, fallback="other")
+        ai_msg = model.invoke(messages)  # the strong model returned 500: the weak one answered
+        ai_msg.response_metadata["routellm"]
+        ```
+
+        ```python
+        {..., "side": "weak", "model_name": "claude-3-5-haiku-latest", "reason": "router", "win_rate": 0.9,
+         "fallback_from": "strong", "fallback_error": "OpenAIAPIError"}
+        ```
+
+        Works in `invoke`/`ainvoke`/`batch`/`abatch`/`stream`/`astream`; a stream falls back only while the
+        failed model has not yielded a chunk (after the first chunk, its error reaches the caller). The record
+        keeps the router's decision (`win_rate`, `reason`, ...) and says which side failed (`fallback_from`) and
+        how (`fallback_error`, the exception type's name). The run sends two `routellm_route` events: the
+        decision, then the fallback record, which is also the one on the answer. When the other model fails too,
+        the chosen model's error is raised, with a note naming the other's. Tools and structured output are sent
+        to the fallback model in its own dialect, and it gets its own call arguments. Forced calls
+        (`routellm_model=`) fall back too. In an agent, each step falls back on its own; the turn's decision stays.
+
+    Call arguments:
+        A call argument only one provider understands (`invoke(..., seed=1)`: OpenAI; `top_k=3`: Anthropic) is
+        sent only to the models that take it and left out for the others, so a call does not fail depending on
+        the route. `unsupported_call_args="raise"` makes such a call raise `UnsupportedCallArgumentError` (a
+        `TypeError`) naming the argument and the side, on every route; an argument that no routed model takes
+        (e.g. a typo) always raises it, before any request. Which arguments a model takes is read from the
+        installed provider SDK's request signature for ChatOpenAI/AzureChatOpenAI and ChatAnthropic (plus the
+        options those classes handle themselves, such as `stream_usage`), from a `routellm_call_params` class
+        attribute, or from `langchain_routellm._params.register_call_params`; for any other model it is not
+        known, and every argument is passed on. `model.call_params("strong")` shows the set.
+
     Errors:
-        Routing errors (empty input, a bad `model=` value, a failing router) and inner-model errors are raised
-        inside the chat-model run, so callbacks and tracers see the run end with `on_llm_error` before the
-        exception propagates unchanged to the caller.
+        Routing errors (empty input, a bad `model=` value, a failing router), call-argument errors and
+        inner-model errors are raised inside the chat-model run, so callbacks and tracers see the run end with
+        `on_llm_error` before the exception propagates to the caller. Without `fallback`, an inner model's error
+        propagates unchanged (same object, type and message). See docs/reliability.md for every failure mode.
 
     Inner models:
         The chosen model's `_generate`/`_agenerate`/`_stream`/`_astream` run inside the router's own run, with
