@@ -387,3 +387,21 @@ def test_bad_side_names_the_side_and_what_is_accepted(value: Any, match: str) ->
     with pytest.raises(ValidationError, match=match) as info:
         make_routed(strong=value)
     assert "with_fallbacks" in str(info.value)
+
+
+async def test_astream_events_show_the_decision_then_the_fallback() -> None:
+    m = make_routed(strong=FakeOpenAIChat(error=BROKEN), fallback="other")
+    events = [e async for e in m.astream_events("a hard question", version="v2")]
+    routes = [e["data"] for e in events if e["event"] == "on_custom_event" and e["name"] == ROUTE_EVENT]
+    assert [r["side"] for r in routes] == ["strong", "weak"] and routes[1]["fallback_from"] == "strong"
+    (end,) = [e for e in events if e["event"] == "on_chat_model_end"]
+    assert end["data"]["output"].response_metadata[METADATA_KEY] == routes[1]
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_stream_events_v3_and_streaming_invoke_fall_back(streaming: bool) -> None:
+    m = make_routed(strong=FakeOpenAIChat(error=BROKEN), fallback="other", streaming=streaming)
+    assert m.invoke("a hard question").response_metadata[METADATA_KEY]["side"] == "weak"
+    stream = m.stream_events("a hard question", version="v3")
+    list(stream)
+    assert stream.output.response_metadata[METADATA_KEY]["fallback_from"] == "strong"
