@@ -326,7 +326,8 @@ class RoutingEventHandler(BaseEventHandler):
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         """Update totals from a `RoutingDecisionEvent` or `RoutedCallEndEvent`; ignore other events."""
         if isinstance(event, RoutingDecisionEvent):
-            self._ledger.record_decision(event.side, event.reason)
+            # a fallback is a second call of the request, counted under reason "fallback" (as in LangChain)
+            self._ledger.record_decision(event.side, "fallback" if event.fallback_from else event.reason)
             if self.max_decisions != 0:
                 with self._lock:
                     self._decisions.append(event)

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from li_fakes import HARD, KeywordRouter, ScriptedLLM, events  # noqa: F401
+from li_fakes import HARD, KeywordRouter, ScriptedLLM, attached, events  # noqa: F401
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
 
-from llamaindex_routellm import PAYLOAD_KEY, RoutedArgumentError, RoutedLLM
+from llamaindex_routellm import PAYLOAD_KEY, RoutedArgumentError, RoutedLLM, RoutingEventHandler
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("llama_index.llms.openai")
@@ -174,6 +174,19 @@ def test_fallback_by_model_name_list() -> None:
     with pytest.raises(ProviderDown):
         routed(strong2, weak2, fallback=["strong"]).chat(user(HARD_Q))
     assert not weak2.calls
+
+
+def test_the_event_handler_counts_the_failed_call_and_the_fallback() -> None:
+    strong, weak = pair(strong_error=ProviderDown("x"))
+    llm = routed(strong, weak, fallback="other")
+    with attached(RoutingEventHandler()) as handler:
+        llm.chat(user(HARD_Q))
+        llm.chat(user(EASY))
+    summary = handler.summary()
+    assert (summary.strong.calls, summary.strong.errors) == (1, 1)
+    assert (summary.weak.calls, summary.weak.errors) == (2, 0)
+    assert summary.weak.input_tokens > 0 and summary.strong.input_tokens == 0
+    assert handler.ledger._reasons == {"router": 2, "fallback": 1}
 
 
 def test_weak_failing_falls_back_to_strong() -> None:
