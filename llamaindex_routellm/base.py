@@ -621,8 +621,11 @@ class RoutedLLM(FunctionCallingLLM):
             return self._wrap(self.policy.decide_lazy(text_fn, forced=forced))
         made = turn.decision(self)
         if made is None:
-            text, source = (turn.text, TURN_SOURCE) if turn.text else text_fn()
-            made = turn.keep(self, self._wrap(self.policy.decide(text, source), turn.turn_id))
+            with turn.deciding(self):  # concurrent calls of one turn: one router call
+                made = turn.decision(self)
+                if made is None:
+                    text, source = (turn.text, TURN_SOURCE) if turn.text else text_fn()
+                    made = turn.keep(self, self._wrap(self.policy.decide(text, source), turn.turn_id))
         return made.again()
 
     async def _aresolve(
@@ -637,8 +640,12 @@ class RoutedLLM(FunctionCallingLLM):
             return self._wrap(await self.policy.adecide_lazy(text_fn, forced=forced))
         made = turn.decision(self)
         if made is None:
-            text, source = (turn.text, TURN_SOURCE) if turn.text else text_fn()
-            made = turn.keep(self, self._wrap(await self.policy.adecide(text, source), turn.turn_id))
+            async with turn.adeciding(self):
+                made = turn.decision(self)
+                if made is None:
+                    text, source = (turn.text, TURN_SOURCE) if turn.text else text_fn()
+                    decided = await self.policy.adecide(text, source)
+                    made = turn.keep(self, self._wrap(decided, turn.turn_id))
         return made.again()
 
     def _next_decision(self, first: RoutingDecision) -> NextDecision:

@@ -29,6 +29,7 @@ per call) with a fresh `decision_id`, and all of them carry the turn's `turn_id`
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import re
@@ -61,7 +62,7 @@ _SPAN_ID = re.compile(r"^(?P<cls>[^.]+)\.(?P<method>[A-Za-z_]\w*)-[0-9a-f-]{36}$
 class Turn:
     """One user turn: the text to route on, and the decision each routed LLM made for it (made once)."""
 
-    __slots__ = ("turn_id", "text", "kind", "owner", "closed", "_lock", "_decisions")
+    __slots__ = ("turn_id", "text", "kind", "owner", "closed", "_lock", "_decisions", "_deciding")
 
     def __init__(self, text: str | None, kind: str, owner: Any = None) -> None:
         self.turn_id = uuid.uuid4().hex
@@ -71,12 +72,31 @@ class Turn:
         self.closed = False
         self._lock = threading.Lock()
         self._decisions: dict[int, tuple[Any, RoutingDecision]] = {}
+        # per routed LLM: a lock held while its turn decision is made (threads), and one per event loop (tasks)
+        self._deciding: dict[Any, Any] = {}
 
     def decision(self, llm: Any) -> RoutingDecision | None:
         """The decision `llm` made in this turn, if any."""
         with self._lock:
             entry = self._decisions.get(id(llm))
         return entry[1] if entry is not None and entry[0] is llm else None
+
+    def deciding(self, llm: Any) -> threading.Lock:
+        """The lock under which `llm` makes its decision for the turn (concurrent calls of one turn wait)."""
+        with self._lock:
+            lock = self._deciding.get(id(llm))
+            if lock is None:
+                lock = self._deciding[id(llm)] = threading.Lock()
+            return lock  # type: ignore[no-any-return]
+
+    def adeciding(self, llm: Any) -> asyncio.Lock:
+        """`deciding` for asyncio tasks of the running event loop."""
+        key = (id(llm), id(asyncio.get_running_loop()))
+        with self._lock:
+            lock = self._deciding.get(key)
+            if lock is None:
+                lock = self._deciding[key] = asyncio.Lock()
+            return lock  # type: ignore[no-any-return]
 
     def keep(self, llm: Any, decision: RoutingDecision, replace: bool = False) -> RoutingDecision:
         """Store `llm`'s decision for the turn; the first one stored wins unless `replace` (after a fallback)."""

@@ -293,3 +293,20 @@ def test_route_does_not_join_a_turn() -> None:
     with routed_turn(HARD_Q):
         assert llm.route(EASY).side == "weak"
         assert llm.route(EASY).turn_id is None
+
+
+async def test_concurrent_calls_of_one_turn_make_one_decision(events) -> None:  # noqa: F811
+    llm, strong, weak, router = routed()
+    with routed_turn(HARD_Q):
+        await asyncio.gather(*(llm.acomplete(f"part {i}") for i in range(20)))
+    assert router.seen == [HARD_Q] and len(strong.calls) == 20
+    events.clear()
+    router.seen.clear()
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    with routed_turn(EASY):
+        ctxs = [contextvars.copy_context() for _ in range(16)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda c: c.run(llm.complete, "x"), ctxs))
+    assert router.seen == [EASY] and {d.side for d in events.decisions} == {"weak"}
