@@ -8,7 +8,9 @@ instrumentation dispatcher:
   closed), with the token usage of the call.
 
 The LLM events themselves (`LLMChatStartEvent`, `LLMChatEndEvent`, ...) are emitted once, by the model that
-answered, exactly as if it had been called directly.
+answered, exactly as if it had been called directly. A call that falls back to the other model (`fallback=`) is
+two model calls: the failed one's pair (its end event has `status="error"`), then the fallback's, whose events
+carry `fallback_from` and `fallback_error`. The calls of one agent run or chat-engine turn share a `turn_id`.
 
 Examples:
     ```python
@@ -73,7 +75,8 @@ class RoutingDecision:
             `"no_text"` (nothing to route on, e.g. an image-only message: the configured `no_text_side`).
         source: What the router looked at: `"query_str"` (the template variable of a query engine prompt),
             `"last_user_message"`, `"earlier_user_message"`, `"no_user_text"`, `"prompt"`, `"user_msg"`,
-            `"prompt_template"`, or `"caller"` for forced calls.
+            `"prompt_template"`, `"turn_message"` (the user's message of an agent run or chat-engine turn,
+            see `llamaindex_routellm.turns`), or `"caller"` for forced calls.
         strong_model: Model name of the strong LLM.
         weak_model: Model name of the weak LLM.
         text_hash: sha256 prefix of the routed text (None when the router read none).
