@@ -1,5 +1,6 @@
 """LangChain integration: RoutedChatModel routes every call to a strong or a weak chat model."""
 
+from langchain_routellm._params import UnsupportedCallArgumentError, register_call_params
 from langchain_routellm._routing import METADATA_KEY, ROUTE_EVENT, Route, default_routing_text, message_text
 from langchain_routellm.callbacks import RoutingCallbackHandler, RoutingSummary, SideTotals
 from langchain_routellm.chat_models import RoutedChatModel
@@ -12,6 +13,8 @@ __all__ = [
     "RoutingCallbackHandler",
     "RoutingSummary",
     "SideTotals",
+    "UnsupportedCallArgumentError",
     "default_routing_text",
     "message_text",
+    "register_call_params",
 ]

@@ -25,13 +25,15 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+from routing_core.errors import CallArgumentError
+
 #: Names that are never call arguments of a model: the request plumbing LangChain fills in itself.
 _NOT_ARGS = frozenset(
     {"self", "messages", "input", "input_", "model", "stop", "run_manager", "args", "kwargs"}
 )
 
 
-class UnsupportedCallArgumentError(TypeError):
+class UnsupportedCallArgumentError(CallArgumentError):
     """A call argument that the routed model(s) it would be sent to do not understand (raised before any call).
 
     A `TypeError`, like Python's own "unexpected keyword argument", but raised by `RoutedChatModel` up front with

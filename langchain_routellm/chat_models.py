@@ -355,7 +355,7 @@ class RoutedChatModel(BaseChatModel):
         (e.g. a typo) always raises it, before any request. Which arguments a model takes is read from the
         installed provider SDK's request signature for ChatOpenAI/AzureChatOpenAI and ChatAnthropic (plus the
         options those classes handle themselves, such as `stream_usage`), from a `routellm_call_params` class
-        attribute, or from `langchain_routellm._params.register_call_params`; for any other model it is not
+        attribute, or from `langchain_routellm.register_call_params`; for any other model it is not
         known, and every argument is passed on. `model.call_params("strong")` shows the set.
 
     Errors:

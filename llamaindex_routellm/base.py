@@ -55,7 +55,7 @@ from llamaindex_routellm._text import (
 from llamaindex_routellm.events import RoutingDecision, Side
 from llamaindex_routellm.turns import TURN_SOURCE, Turn, current_turn, install_turn_tracking
 from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, load_router
-from routing_core.errors import UnknownRouterError
+from routing_core.errors import CallArgumentError, UnknownRouterError
 from routing_core.policy import (
     Decision,
     TwoModelPolicy,
@@ -83,7 +83,7 @@ RoutePer = Literal["turn", "call"]
 _ROUTE_PER: tuple[str, ...] = ("turn", "call")
 
 
-class RoutedArgumentError(TypeError):
+class RoutedArgumentError(CallArgumentError):
     """A call argument the chosen model does not accept (raised instead of the client's own `TypeError`).
 
     Attributes:

@@ -30,3 +30,11 @@ class UnknownModelError(RoutingError, ValueError):
 
 class NotFittedError(RoutingError, ValueError):
     """A trained router was used before `fit` (or `load`): it has no weights to score prompts with."""
+
+
+class CallArgumentError(RoutingError, TypeError):
+    """A call argument a routed model does not accept, named with its side by the wrapper.
+
+    The caller's mistake, not the provider's: another model would not fix it, so it never triggers a fallback
+    (`routing_core.policy.is_fallback_error`). Each wrapper raises its own subclass.
+    """

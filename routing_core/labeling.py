@@ -175,10 +175,11 @@ def resolve_chat_model(spec: Any, **kwargs: Any) -> Any:
                 f"model {spec!r} is neither a LangChain chat model nor a 'provider:model' string"
             )
         return spec
+    init_chat_model: Any = None
     try:
-        from langchain.chat_models import init_chat_model  # type: ignore[import-not-found, unused-ignore]
+        from langchain.chat_models import init_chat_model  # type: ignore[import-not-found, no-redef, unused-ignore]
     except ImportError:
-        init_chat_model = None
+        pass
     provider, _, name = spec.partition(":")
     if provider in ("openai", "anthropic"):
         kwargs.setdefault(

@@ -206,9 +206,12 @@ def is_fallback_error(
     """Whether a provider error may be answered by another model.
 
     Only errors of the `fallback_on` types count (default: any `Exception`, e.g. HTTP 5xx/429, timeouts,
-    connection errors); cancellation, `KeyboardInterrupt` and `SystemExit` never do.
+    connection errors); cancellation, `KeyboardInterrupt` and `SystemExit` never do, nor a `CallArgumentError`
+    (a call argument the wrapper refused: the caller's mistake, which another model would not fix).
     """
-    if not isinstance(error, Exception) or isinstance(error, asyncio.CancelledError):
+    from routing_core.errors import CallArgumentError
+
+    if not isinstance(error, Exception) or isinstance(error, asyncio.CancelledError | CallArgumentError):
         return False
     return isinstance(error, fallback_on)
 
