@@ -187,6 +187,29 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "logistic": Schema({"l2": number(0.0).or_null().optional()}, {"coef": ("float", ("D+5",))}),
     "difficulty": Schema({"l2": number(0.0)}, {"coef": ("float", ("D+5",))}),
+    "quality_linear": Schema(
+        {
+            "l2": number(0.0),
+            "inputs": text(("embedding+length", "length")),
+            "min_rows": integer(1),
+            "models": text_list(),
+            "strong_model": text().or_null().optional(),
+            "weak_model": text().or_null().optional(),
+        },
+        {"coef": ("float", ("n_models", "F"))},
+        exact_tensors=False,
+    ),
+    "quality_knn": Schema(
+        {
+            "k": integer(1),
+            "prior_weight": number(0.0),
+            "models": text_list(),
+            "strong_model": text().or_null().optional(),
+            "weak_model": text().or_null().optional(),
+        },
+        {"keys": ("float", ("N", "D")), "scores": ("float", ("N", "n_models"))},
+        exact_tensors=False,
+    ),
     "knn": Schema(
         {"k": integer(1), "prior_weight": number(0.0).optional()},
         {"keys": ("float", ("N", "D")), "targets": ("float", ("N",))},

@@ -20,9 +20,12 @@ _REGISTRY: dict[str, str] = {
     "bert": "routing_core.routers.bert:BertRouter",
     "causal_llm": "routing_core.routers.causal_llm:CausalLLMRouter",
     "difficulty": "routing_core.routers.difficulty:DifficultyRouter",
+    "quality_linear": "routing_core.routers.quality_linear:LinearQualityRouter",
+    "quality_knn": "routing_core.routers.quality_knn:KNNQualityRouter",
 }
 
 DEFAULT_ROUTER = "difficulty"  # the routing protocol's pick (docs/results.md); bundled, loads offline
+DEFAULT_MULTI_ROUTER = "multi"  # the bundled multi-model router (quality per model; docs/results.md)
 
 
 def register_router(name: str, target: str | type[Router]) -> None:

@@ -1,0 +1,186 @@
+"""What multi-model routers share: per prompt, a predicted quality for each of N named models, and their cost.
+
+A `QualityRouter` scores many models at once (`quality(prompts) -> (n, M)`, the probability of a correct or
+winning answer per model); the two-model win rate stays the special case: with `strong_model`/`weak_model`
+set, `win_rate = 0.5 + 0.5 * (q_strong - q_weak)`, P(strong beats weak) when ties count a half (the paper's
+mapping of correctness labels). Models are matched by name through the alias table (`model_index`), and a
+model the router does not know can be placed by a mapping ("treat `my-llama` like `llama-3.1-8b-instruct`").
+
+The fitted state every such router has: `models`, a per-model cost line `cost ≈ a + b * input_tokens` learned
+from the training tables' recorded costs (NaN where a source had none), and a reference sample of predicted
+qualities and token counts on which `routing_core.cost_policy` calibrates its cost knob (like
+`reference_win_rates` for two models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from routing_core.errors import CheckpointError, UnknownModelError
+from routing_core.router import TrainsOn
+from routing_core.routers._base import TrainedRouter
+
+
+def token_counts(prompts: Sequence[str]) -> np.ndarray:
+    """Input tokens per prompt (tiktoken cl100k offline, chars/4 without it), as float64."""
+    from routing_core.costs import count_tokens
+
+    return np.array([count_tokens(p) for p in prompts], dtype=np.float64)
+
+
+def fit_cost_lines(tables: Sequence[Any], models: Sequence[str]) -> np.ndarray:
+    """Per model, least squares `cost ≈ a + b * tokens` over every table row with a recorded cost (NaN: none)."""
+    xs: dict[str, list[np.ndarray]] = {m: [] for m in models}
+    ys: dict[str, list[np.ndarray]] = {m: [] for m in models}
+    for t in tables:
+        if np.isnan(t.cost).all():
+            continue
+        tokens = token_counts(t.prompts)
+        for j, m in enumerate(t.models):
+            if m not in xs:
+                continue
+            ok = ~np.isnan(t.cost[:, j])
+            if ok.any():
+                xs[m].append(tokens[ok])
+                ys[m].append(t.cost[ok, j])
+    out = np.full((len(models), 2), np.nan)
+    for i, m in enumerate(models):
+        if not xs[m]:
+            continue
+        x, y = np.concatenate(xs[m]), np.concatenate(ys[m])
+        if len(x) < 3 or np.ptp(x) == 0:
+            out[i] = (float(np.mean(y)), 0.0)
+            continue
+        b, a = np.polyfit(x, y, 1)
+        if b < 0:  # a longer prompt never costs less: fall back to the mean
+            a, b = float(np.mean(y)), 0.0
+        out[i] = (max(float(a), 0.0), float(b))
+    return out
+
+
+class QualityRouter(TrainedRouter):
+    """Base of multi-model routers: `quality()` for N models; `win_rate()` for a named strong/weak pair."""
+
+    trains_on: ClassVar[TrainsOn] = "tables"
+    multi_model: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        strong_model: str | None = None,
+        weak_model: str | None = None,
+        embedder: Any = None,
+    ) -> None:
+        super().__init__(embedder)
+        self.strong_model = strong_model
+        self.weak_model = weak_model
+        self.models: list[str] = []
+        self.cost_lines: np.ndarray | None = None
+        self.reference_quality: np.ndarray | None = None
+        self.reference_tokens: np.ndarray | None = None
+
+    # --- what subclasses provide --------------------------------------------------------------------------
+
+    def _quality(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """Predicted quality, (n, len(self.models)), for validated prompts."""
+        raise NotImplementedError
+
+    def needs_embeddings(self) -> bool:
+        """Whether `_quality` reads embeddings (a length-only head does not)."""
+        return True
+
+    # --- the multi-model contract -------------------------------------------------------------------------
+
+    def quality(self, prompts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Predicted quality in [0, 1] per prompt and known model (columns in `self.models` order)."""
+        from routing_core.validation import check_prompts
+
+        self.check_fitted()
+        items = check_prompts(prompts)
+        if not items:
+            return np.zeros((0, len(self.models)))
+        if embeddings is None and self.needs_embeddings():
+            embeddings = self.embed(items)
+        q = np.asarray(self._quality(items, embeddings), dtype=np.float64)
+        if q.shape != (len(items), len(self.models)):
+            raise RuntimeError(f"{type(self).__name__} returned qualities of shape {q.shape}")
+        if np.isnan(q).any():
+            raise RuntimeError(f"{type(self).__name__} returned NaN qualities")
+        return np.clip(q, 0.0, 1.0)
+
+    def model_index(self, name: str, mapping: Mapping[str, str] | None = None) -> int:
+        """Column of `name` in `quality()`: the name itself, its alias-table spelling, or what `mapping` says
+        it should be treated as; otherwise an `UnknownModelError` naming the known models."""
+        from routing_core.data.aliases import canonical_model
+
+        target = (mapping or {}).get(name, name)
+        for cand in (target, canonical_model(target)):
+            if cand in self.models:
+                return self.models.index(cand)
+        how = f" (mapped from {name!r})" if target != name else ""
+        raise UnknownModelError(
+            f"model {target!r}{how} is not one this router knows; known models: {', '.join(self.models)}. "
+            "Pass a mapping, e.g. model_map={'my-model': '<a known model>'}, to treat it like one of them"
+        )
+
+    def learned_cost(self, index: int, tokens: np.ndarray) -> np.ndarray | None:
+        """USD per call for known model `index` from the training costs (None when no source priced it)."""
+        if self.cost_lines is None or np.isnan(self.cost_lines[index]).any():
+            return None
+        a, b = self.cost_lines[index]
+        return a + b * np.asarray(tokens, dtype=np.float64)
+
+    # --- the two-model special case -----------------------------------------------------------------------
+
+    def _raw_scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        if not self.strong_model or not self.weak_model:
+            raise ValueError(
+                f"{type(self).__name__} scores {len(self.models)} models; a two-model win rate needs "
+                "strong_model= and weak_model= (load_router(..., strong_model=..., weak_model=...)), "
+                "or use routing_core.cost_policy.CostAwarePolicy for N models"
+            )
+        s, w = self.model_index(self.strong_model), self.model_index(self.weak_model)
+        q = self.quality(prompts, embeddings)
+        return 0.5 + 0.5 * (q[:, s] - q[:, w])
+
+    # --- shared fitted state ------------------------------------------------------------------------------
+
+    def set_quality_reference(self, prompts: Sequence[str], embeddings: np.ndarray | None = None) -> None:
+        """Store predicted qualities and token counts on a reference sample (the cost knob's calibration)."""
+        self.reference_quality = self.quality(prompts, embeddings).astype(np.float32)
+        self.reference_tokens = token_counts(prompts).astype(np.float32)
+        self._fingerprint = None
+
+    def quality_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        tensors: dict[str, np.ndarray] = {}
+        if self.cost_lines is not None:
+            tensors["cost_lines"] = self.cost_lines.astype(np.float64)
+        if self.reference_quality is not None and self.reference_tokens is not None:
+            tensors["reference_quality"] = self.reference_quality.astype(np.float32)
+            tensors["reference_tokens"] = self.reference_tokens.astype(np.float32)
+        return {"models": list(self.models)}, tensors
+
+    def restore_quality(self, config: dict[str, Any], tensors: Mapping[str, np.ndarray], folder: Any) -> None:
+        models = config.get("models")
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or len(models) < 2:
+            raise CheckpointError(f"{folder}: 'models' must list at least two model names")
+        self.models = list(models)
+        self.cost_lines = tensors.get("cost_lines")
+        rq, rt = tensors.get("reference_quality"), tensors.get("reference_tokens")
+        if (rq is None) != (rt is None):
+            raise CheckpointError(f"{folder}: reference_quality and reference_tokens come together")
+        if rq is not None and rt is not None and (rq.shape[1] != len(models) or rq.shape[0] != rt.shape[0]):
+            raise CheckpointError(f"{folder}: reference tensors do not match {len(models)} models")
+        if self.cost_lines is not None and self.cost_lines.shape != (len(models), 2):
+            raise CheckpointError(f"{folder}: cost_lines must have shape [{len(models)}, 2]")
+        self.reference_quality, self.reference_tokens = rq, rt
+
+
+def union_models(tables: Sequence[Any]) -> list[str]:
+    """Every model scored in any table, sorted."""
+    return sorted({m for t in tables for j, m in enumerate(t.models) if not np.isnan(t.quality[:, j]).all()})
+
+
+__all__ = ["QualityRouter", "fit_cost_lines", "token_counts", "union_models"]

@@ -1,0 +1,131 @@
+"""Per-model quality heads: one L2-regularised logistic regression per model on [embedding, size features].
+
+Each known model gets its own head, fitted on every training row where that model was scored (correctness 0/1,
+graded scores and judge win probabilities as soft targets), each source weighted equally for that model so one
+large table does not drown the others. `inputs="length"` keeps only the size features: the prompt-length
+baseline of the multi-model tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routing_core.calibration import fit_logistic
+from routing_core.embedders import Embedder
+from routing_core.routers._base import embedder_for, features, length_features
+from routing_core.routers._quality import QualityRouter, fit_cost_lines, union_models
+
+INPUTS = ("embedding+length", "length")
+
+
+class LinearQualityRouter(QualityRouter):
+    """P(model answers well | prompt) for every known model, one logistic head each (see the module doc)."""
+
+    name = "quality_linear"
+
+    def __init__(
+        self,
+        l2: float = 1.0,
+        inputs: str = "embedding+length",
+        min_rows: int = 50,
+        strong_model: str | None = None,
+        weak_model: str | None = None,
+        embedder: str | Embedder | None = None,
+    ) -> None:
+        super().__init__(strong_model, weak_model, embedder)
+        if isinstance(l2, bool) or not isinstance(l2, int | float) or not np.isfinite(l2) or l2 < 0:
+            raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
+        if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+            raise ValueError(f"min_rows must be an integer >= 1, got {min_rows!r}")
+        self.l2 = float(l2)
+        self.inputs = inputs
+        self.min_rows = min_rows
+        self.coef: np.ndarray | None = None  # (n_models, n_features + 1), bias last
+
+    def needs_embeddings(self) -> bool:
+        return self.inputs != "length"
+
+    def _design(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        if self.inputs == "length":
+            return length_features(prompts).astype(np.float64)
+        assert embeddings is not None
+        return features(prompts, np.asarray(embeddings)).astype(np.float64)
+
+    def _quality(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        assert self.coef is not None
+        X = self._design(prompts, embeddings)
+        z = X @ self.coef[:, :-1].T + self.coef[:, -1]
+        return 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+
+    def fit(self, tables: Sequence[Any], embeddings: Sequence[np.ndarray | None]) -> LinearQualityRouter:
+        """Fit one head per model scored in `tables` (`routing_core.data.multi.MultiTable`s) on at least
+        `min_rows` rows; `embeddings[i]` are table i's prompt embeddings (None with `inputs="length"`)."""
+        if not tables or len(tables) != len(embeddings):
+            raise ValueError("fit needs at least one table and one embeddings entry per table")
+        designs = [self._design(list(t.prompts), e) for t, e in zip(tables, embeddings, strict=True)]
+        models = [
+            m
+            for m in union_models(tables)
+            if sum(int((~np.isnan(t.quality[:, t.models.index(m)])).sum()) for t in tables if m in t.models)
+            >= self.min_rows
+        ]
+        if len(models) < 2:
+            raise ValueError(f"fewer than two models have {self.min_rows} scored rows in the training tables")
+        coef = np.zeros((len(models), designs[0].shape[1] + 1))
+        for i, m in enumerate(models):
+            Xs, ys, ws = [], [], []
+            for t, X in zip(tables, designs, strict=True):
+                if m not in t.models:
+                    continue
+                y = t.quality[:, t.models.index(m)]
+                ok = ~np.isnan(y)
+                if ok.any():
+                    Xs.append(X[ok])
+                    ys.append(np.clip(y[ok], 0.0, 1.0))
+                    ws.append(np.full(int(ok.sum()), 1.0 / ok.sum()))
+            X, y, w = np.vstack(Xs), np.concatenate(ys), np.concatenate(ws)
+            coef[i] = fit_logistic(X, y, self.l2, w / w.mean(), iters=30)
+        self.coef = coef
+        self.models = models
+        self.cost_lines = fit_cost_lines(tables, models)
+        self._mark_fitted()
+        return self
+
+    @classmethod
+    def train(cls, data: Any, embed: Any, **opts: Any) -> LinearQualityRouter:
+        """Fit on `tables=` (default: `routing_core.data.multi.multi_training_tables()`)."""
+        from routing_core.data.multi import multi_training_tables
+
+        tables = opts.get("tables") or multi_training_tables()
+        r = cls(**cls.params_from_config(opts))
+        embs = [embed(t.prompts) if r.needs_embeddings() else None for t in tables]
+        r.fit(tables, embs)
+        r.training_info["tables"] = {t.name: len(t) for t in tables}
+        return r
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self.check_fitted()
+        assert self.coef is not None
+        params, tensors = self.quality_state()
+        return params, {"coef": self.coef.astype(np.float32), **tensors}
+
+    @classmethod
+    def load(
+        cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None, **kw: Any
+    ) -> Any:
+        from routing_core.checkpoints import load_tensors, require, validate_config
+
+        config = validate_config(folder, config, cls.name)
+        r = cls(**cls.params_from_config({**config, **kw}, embedder=embedder_for(config, embedder)))
+        tensors = load_tensors(folder)
+        (coef,) = require(tensors, folder, "coef")
+        r.coef = coef.astype(np.float64)
+        r.restore_quality(config, tensors, folder)
+        r.restore_common(config, folder)
+        return r
