@@ -1,4 +1,4 @@
-"""LangChain integration: RoutedChatModel routes every call to a strong or a weak chat model."""
+"""LangChain integration: RoutedChatModel routes every call to a strong or a weak chat model, or to one of N models."""
 
 from langchain_routellm._params import UnsupportedCallArgumentError, register_call_params
 from langchain_routellm._routing import METADATA_KEY, ROUTE_EVENT, Route, default_routing_text, message_text

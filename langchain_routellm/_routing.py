@@ -132,7 +132,8 @@ class EventTarget:
 class Route:
     """One routing decision (or the error that prevented it), made once per call and carried through the run."""
 
-    side: Side | None
+    side: str | None
+    """"strong"/"weak" for two models, the chosen model's routing key for more (None when routing failed)."""
     payload: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     target: EventTarget | None = None
@@ -141,13 +142,13 @@ class Route:
     @classmethod
     def of(cls, decision: Decision) -> Route:
         """The route of a policy decision (its payload computed once, shared by the event and the metadata)."""
-        return cls(decision.side, decision.payload(), decision=decision)  # type: ignore[arg-type]
+        return cls(decision.side, decision.payload(), decision=decision)
 
     def __repr__(self) -> str:
         # Stable and run-independent: langchain-core puts call kwargs into the LLM cache key.
         return f"Route({self.side or 'error'})"
 
-    def raise_if_failed(self) -> Side:
+    def raise_if_failed(self) -> str:
         if self.error is not None:
             raise self.error
         assert self.side is not None
@@ -202,7 +203,7 @@ async def adispatch_route_event(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _binding_kwargs(bound: Any, model: BaseChatModel, side: Side, what: str) -> dict[str, Any]:
+def _binding_kwargs(bound: Any, model: BaseChatModel, side: str, what: str) -> dict[str, Any]:
     """The call kwargs a provider's `bind_tools` produced (e.g. OpenAI- or Anthropic-format `tools`)."""
     if isinstance(bound, RunnableBinding) and bound.bound is model:
         return dict(bound.kwargs)
@@ -230,7 +231,7 @@ class ToolSet:
     def __len__(self) -> int:
         return len(self.tools)
 
-    def kwargs_for(self, side: Side, model: BaseChatModel, index: int = 0) -> dict[str, Any]:
+    def kwargs_for(self, side: str, model: BaseChatModel, index: int = 0) -> dict[str, Any]:
         """Provider-native call kwargs for `model` (the result of its own `bind_tools`); `index` is the model's
         place among its side's models (a side given with fallbacks has several)."""
         hit = self._cache.get((side, index))
@@ -242,9 +243,10 @@ class ToolSet:
         try:
             bound = model.bind_tools(self.tools, **options)
         except NotImplementedError as e:
+            every = "both routed models" if side in SIDES else "every routed model"
             raise NotImplementedError(
                 f"the {side} model {type(model).__name__} does not support tool calling (bind_tools is not "
-                "implemented); both routed models must support tools to bind them on RoutedChatModel"
+                f"implemented); {every} must support tools to bind them on RoutedChatModel"
             ) from e
         kwargs = _binding_kwargs(bound, model, side, "bind_tools")
         self._cache[(side, index)] = (model, kwargs)

@@ -1,10 +1,12 @@
 """The models behind each side of `RoutedChatModel`, and the order a call tries them in (fallback).
 
-A side is a chat model, or a chat model with fallbacks (`ChatOpenAI(...).with_fallbacks([ChatAnthropic(...)])`):
-its models ("members") are tried in order, the next one on the errors of its `exceptions_to_handle`, as
-LangChain's `RunnableWithFallbacks` does. Across sides, `fallback=` (the routing policy's
+A side ("strong"/"weak" for two models, a routing key such as "gpt-4o" or "llama" for more) is a chat model, or
+a chat model with fallbacks (`ChatOpenAI(...).with_fallbacks([ChatAnthropic(...)])`): its models ("members")
+are tried in order, the next one on the errors of its `exceptions_to_handle`, as LangChain's
+`RunnableWithFallbacks` does. Across sides, `fallback=` (the routing policy's
 `routing_core.policy.RoutingPolicy.fallback_sides` / `fallback_order` / `fell_back`) sends a call whose side
-failed to the other side. `Attempts` walks both levels for one call; the wrapper only makes the calls.
+failed to another side (for N models: the next best predicted quality first). `Attempts` walks both levels for
+one call; the wrapper only makes the calls.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableWithFallbacks
 
 from langchain_routellm._params import model_call_params
-from langchain_routellm._routing import Route, Side
+from langchain_routellm._routing import Route
 from routing_core.policy import RoutingPolicy, is_fallback_error
 
 _ACCEPTED = (
@@ -33,8 +35,9 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def check_side_value(side: str, value: Any) -> Any:
-    """Validate a `strong=`/`weak=` value, with an error naming the side and what is accepted."""
+def check_side_value(side: str, value: Any, label: str | None = None) -> Any:
+    """Validate a `strong=`/`weak=` value (or one of `models=`), with an error naming it and what is accepted;
+    `label` is how the error names it (default "<side> model", e.g. "models['llama']")."""
     if isinstance(value, BaseChatModel):
         return value
     hint = ""
@@ -50,23 +53,25 @@ def check_side_value(side: str, value: Any) -> Any:
         else:
             hint = (
                 " (a model with bound arguments, e.g. bind_tools, is not a chat model: bind tools on the "
-                "RoutedChatModel, and set per-side call arguments with strong_kwargs=/weak_kwargs=)"
+                "RoutedChatModel, and set per-side call arguments with "
+                + ("strong_kwargs=/weak_kwargs=)" if label is None else "model_kwargs=)")
             )
-    raise ValueError(f"RoutedChatModel's {side} model must be {_ACCEPTED}; got {_describe(value)}{hint}")
+    what = label or f"{side} model"
+    raise ValueError(f"RoutedChatModel's {what} must be {_ACCEPTED}; got {_describe(value)}{hint}")
 
 
 @dataclass(frozen=True, slots=True)
 class SideModels:
     """The chat models of one side, in the order they are tried, and which errors move on to the next one."""
 
-    side: Side
+    side: str
     members: tuple[BaseChatModel, ...]
     handles: tuple[type[BaseException], ...]
     params: tuple[frozenset[str] | None, ...]
 
     @classmethod
-    def of(cls, side: Side, value: Any) -> SideModels:
-        value = check_side_value(side, value)
+    def of(cls, side: str, value: Any, label: str | None = None) -> SideModels:
+        value = check_side_value(side, value, label)
         if isinstance(value, RunnableWithFallbacks):
             members = (value.runnable, *value.fallbacks)
             handles = tuple(value.exceptions_to_handle)
@@ -80,13 +85,14 @@ class SideModels:
 
 
 def member_label(side: str, model: BaseChatModel, index: int = 0) -> str:
-    """ "the strong model ChatOpenAI" / "the strong side's fallback 1 ChatAnthropic", for error messages."""
+    """ "the strong model ChatOpenAI" / "the strong side's fallback 1 ChatAnthropic" (for N models the key:
+    "the llama model ChatOllama"), for error messages."""
     where = f"the {side} model" if index == 0 else f"the {side} side's fallback {index}"
     return f"{where} {type(model).__name__}"
 
 
 class Attempts:
-    """The models one call tries, in order: the chosen side's members, then (with `fallback=`) the other side's.
+    """The models one call tries, in order: the chosen side's members, then (with `fallback=`) the other sides'.
 
     Drive it with `current`/`side`/`model`; after a failure call `fail(error)`: True when there is another
     model to try (then `switched` says whether the side changed, i.e. a new routing record must be sent), False
@@ -119,8 +125,8 @@ class Attempts:
         self._first: BaseException | None = None
 
     @property
-    def side(self) -> Side:
-        return self.sides[self._s]  # type: ignore[return-value]
+    def side(self) -> str:
+        return self.sides[self._s]
 
     @property
     def index(self) -> int:

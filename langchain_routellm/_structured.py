@@ -4,7 +4,7 @@
 every provider fills the same way. The other methods are provider dialects (OpenAI `response_format`, ...), so each
 side's own `with_structured_output` is asked once for its binding kwargs and its parser; at call time the chosen
 side's kwargs are forwarded, and the answer is parsed with the parser of the side that produced it (read from
-`response_metadata["routellm"]["side"]`).
+`response_metadata["routellm"]["side"]`). A side is "strong"/"weak", or a routing key for N models.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSequence
 
-from langchain_routellm._routing import METADATA_KEY, SIDES, Side
+from langchain_routellm._routing import METADATA_KEY
 
 #: Private call keyword carrying a `StructuredSpec` (bound by `RoutedChatModel.with_structured_output`).
 STRUCTURED_KWARG = "_routellm_structured"
 
 
 def _split(
-    runnable: Runnable, model: BaseChatModel, side: Side, method: str
+    runnable: Runnable, model: BaseChatModel, side: str, method: str
 ) -> tuple[dict[str, Any], Runnable]:
     """Split `model.with_structured_output(...)` into (binding kwargs, parser)."""
     if isinstance(runnable, RunnableSequence):
@@ -49,15 +49,14 @@ class StructuredSpec:
         self,
         schema: Any,
         method: str,
-        models: Mapping[Side, BaseChatModel | Sequence[BaseChatModel]],
+        models: Mapping[str, BaseChatModel | Sequence[BaseChatModel]],
         options: dict[str, Any],
     ) -> None:
         self.schema = schema
         self.method = method
-        self.kwargs: dict[Side, dict[str, Any]] = {}
-        self.parsers: dict[Side, Runnable] = {}
-        for side in SIDES:
-            given = models[side]
+        self.kwargs: dict[str, dict[str, Any]] = {}
+        self.parsers: dict[str, Runnable] = {}
+        for side, given in models.items():
             members = [given] if isinstance(given, BaseChatModel) else list(given)
             for i, model in enumerate(members):
                 try:
@@ -85,14 +84,13 @@ class StructuredSpec:
     def __repr__(self) -> str:
         return f"StructuredSpec({self._key})"
 
-    @staticmethod
-    def _side(message: BaseMessage) -> Side:
+    def _side(self, message: BaseMessage) -> str:
         record = message.response_metadata.get(METADATA_KEY) if isinstance(message, BaseMessage) else None
         side = record.get("side") if isinstance(record, dict) else None
-        if side not in SIDES:
+        if not isinstance(side, str) or side not in self.parsers:
             raise ValueError(
-                "cannot parse structured output: the message has no response_metadata['routellm']['model'] "
-                "(was it produced by RoutedChatModel?)"
+                "cannot parse structured output: the message has no response_metadata['routellm']['side'] naming "
+                "a routed model (was it produced by RoutedChatModel?)"
             )
         return side
 

@@ -1,4 +1,5 @@
-"""`RoutingCallbackHandler`: log routing decisions and keep running totals of calls, tokens and cost per side.
+"""`RoutingCallbackHandler`: log routing decisions and keep running totals of calls, tokens and cost per side
+("strong"/"weak", or each model's routing key for `RoutedChatModel(models=...)`).
 
 A thin adapter: LangChain callbacks in, `routing_core.costs.CostLedger` records out (the same ledger, summary and
 savings arithmetic as the LlamaIndex event handler and the CLI).
@@ -31,7 +32,7 @@ class _Pending:
 
 
 class RoutingCallbackHandler(BaseCallbackHandler):
-    """Logs every routing decision and keeps thread-safe running totals per side.
+    """Logs every routing decision and keeps thread-safe running totals per side (per model for N models).
 
     Attach it like any callback handler (to the model, or per call via `config={"callbacks": [handler]}`). It
     listens to the `routellm_route` event of `RoutedChatModel` and to the end (or error) of the same chat-model
@@ -44,7 +45,11 @@ class RoutingCallbackHandler(BaseCallbackHandler):
         prices: A `PriceTable`, or a mapping `model name -> (usd per 1M input, usd per 1M output)` added to the
             default table. Matching is exact, then by longest prefix (dated names resolve).
         strong_model: The strong model's name for the always-strong comparison; learned from the first strong
-            call when omitted.
+            call when omitted. For N models, the model to compare against ("what if every call had gone to
+            gpt-4o"); without it the savings are n/a.
+        sides: The side keys reported before any call: ("strong", "weak") by default; `routed.sides` for a
+            `RoutedChatModel(models=...)`. When omitted and the first decision names a routing key of N models,
+            the ledger reports those keys only (no empty strong/weak rows).
         logger: Where decisions are logged (default: the "langchain_routellm" logger).
         log_level: Level of the per-decision log line (default INFO).
 
@@ -63,11 +68,18 @@ class RoutingCallbackHandler(BaseCallbackHandler):
         prices: PriceTable | Mapping[str, Price | tuple[float, float]] | None = None,
         *,
         strong_model: str | None = None,
+        sides: Sequence[str] | None = None,
         logger: logging.Logger | None = None,
         log_level: int = logging.INFO,
     ) -> None:
         super().__init__()
-        self.ledger = CostLedger(prices, strong_model=strong_model, sides=SIDES)
+        if isinstance(sides, str):
+            raise TypeError(f"sides must be a sequence of side keys, not a string: got {sides!r}")
+        self._strong_model = strong_model
+        self._default_sides = sides is None
+        self.ledger = CostLedger(
+            prices, strong_model=strong_model, sides=SIDES if sides is None else tuple(sides)
+        )
         self.prices = self.ledger.prices
         self.logger = logger or _log
         self.log_level = log_level
@@ -95,14 +107,17 @@ class RoutingCallbackHandler(BaseCallbackHandler):
     ) -> None:
         if name != ROUTE_EVENT or not isinstance(data, dict):
             return
+        side = data.get("side")
         with self._lock:
             self._pending.setdefault(run_id, _Pending()).decision = dict(data)
+            if isinstance(side, str):
+                self._adopt(side)
         failed = data.get("fallback_from")
         if failed is not None:  # a second event of the run: the chosen side failed, another one answers
-            if failed in SIDES:
+            if isinstance(failed, str):
                 self.ledger.record_error(failed)
-            if data.get("side") in SIDES:
-                self.ledger.record_decision(data["side"], "fallback")
+            if isinstance(side, str):
+                self.ledger.record_decision(side, "fallback")
             self.logger.warning(
                 "routellm fallback: the %s model failed (%s), the %s model (%s) answers",
                 failed,
@@ -111,8 +126,25 @@ class RoutingCallbackHandler(BaseCallbackHandler):
                 data.get("model_name"),
             )
             return
-        if data.get("side") in SIDES:
-            self.ledger.record_decision(data["side"], data.get("reason", "router"))
+        if isinstance(side, str):
+            self.ledger.record_decision(side, data.get("reason", "router"))
+        qualities = data.get("qualities")
+        if isinstance(qualities, dict):  # N models: the predicted quality of each
+            shown = ", ".join(
+                f"{k}={v:.3f}" if isinstance(v, int | float) else f"{k}={v}" for k, v in qualities.items()
+            )
+            self.logger.log(
+                self.log_level,
+                "routellm route: %s -> %s (%s; router=%s qualities={%s} lambda=%s margin=%s)",
+                data.get("reason", "router"),
+                side,
+                data.get("model_name"),
+                data.get("router"),
+                shown,
+                data.get("lambda"),
+                data.get("margin"),
+            )
+            return
         win_rate = data.get("win_rate")
         self.logger.log(
             self.log_level,
@@ -132,7 +164,7 @@ class RoutingCallbackHandler(BaseCallbackHandler):
             return
         decision = pending.decision
         side = decision.get("side")
-        if side not in SIDES:
+        if not isinstance(side, str):
             return
         message = _first_message(response)
         name = _reported_name(message, response) or decision.get("model_name")
@@ -158,11 +190,21 @@ class RoutingCallbackHandler(BaseCallbackHandler):
         with self._lock:
             pending = self._pending.pop(run_id, None)
         side = pending.decision.get("side") if pending and pending.decision else None
-        if side in SIDES:
+        if isinstance(side, str):
             self.ledger.record_error(side)
             self.logger.warning(
                 "routellm call on the %s model failed: %s: %s", side, type(error).__name__, error
             )
+
+    def _adopt(self, side: str) -> None:
+        """With the default sides, the first decision of an N-model router (a routing key that is not "strong" or
+        "weak") replaces the still-empty ledger by one keyed by the routing keys only (called under the lock)."""
+        if not self._default_sides:
+            return
+        if side not in SIDES:
+            if self.ledger.summary().calls == 0:
+                self.ledger = CostLedger(self.prices, strong_model=self._strong_model, sides=())
+            self._default_sides = False
 
     # --- results ------------------------------------------------------------------------------------------
 
@@ -176,7 +218,7 @@ class RoutingCallbackHandler(BaseCallbackHandler):
         return self.ledger.summary()
 
     def reset(self) -> None:
-        """Forget all totals (pending runs are kept)."""
+        """Forget all totals (pending runs are kept); the side keys the ledger reports stay as they are."""
         self.ledger.reset()
 
 

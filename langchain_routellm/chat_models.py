@@ -1,11 +1,12 @@
-"""`RoutedChatModel`: a LangChain chat model that routes each call to a strong or a weak chat model (RouteLLM)."""
+"""`RoutedChatModel`: a LangChain chat model that routes each call to a strong or a weak chat model (RouteLLM), or
+to one of N chat models by predicted quality and cost."""
 
 from __future__ import annotations
 
 import difflib
 import logging
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -45,7 +46,6 @@ from langchain_routellm._routing import (
     EventTarget,
     Route,
     RoutingTextFn,
-    Side,
     ToolSet,
     adispatch_route_event,
     can_stream,
@@ -59,8 +59,10 @@ from langchain_routellm._routing import (
 from langchain_routellm._sides import Attempts, SideModels, check_side_value, member_label
 from langchain_routellm._structured import STRUCTURED_KWARG, StructuredSpec
 from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, load_router
+from routing_core.cost_policy import EXPECTED_OUTPUT_TOKENS, CostAwarePolicy
 from routing_core.costs import count_tokens, get_encoding
-from routing_core.policy import TwoModelPolicy, check_fallback_on
+from routing_core.policy import RoutingPolicy, TwoModelPolicy, check_fallback_on
+from routing_core.registry import DEFAULT_MULTI_ROUTER
 
 try:  # langchain-core >= 1.1 uses time-ordered run ids
     from langchain_core.utils.uuid import uuid7 as _new_run_id
@@ -72,6 +74,9 @@ logger = logging.getLogger("langchain_routellm")
 _G = TypeVar("_G", bound=ChatGeneration)
 # Standard constructor arguments of provider chat models that describe a client connection; a router has none.
 _CLIENT_ARGS = ("api_key", "base_url", "timeout", "max_retries", "organization", "default_headers")
+# Options of the N-model form (models=) and of the two-model form (strong=/weak=), for the mutual-exclusion errors.
+_MULTI_ONLY = ("lam", "margin", "target_cost", "target_quality", "model_map", "costs", "prices")
+_TWO_ONLY = ("threshold", "strong_fraction", "strong_kwargs", "weak_kwargs")
 # Call keywords RoutedChatModel handles itself; never per-side defaults.
 _RESERVED_ARGS = frozenset(
     {"tools", "tool_choice", "stop", "model", FORCE_KWARG, ROUTE_KWARG, STRUCTURED_KWARG}
@@ -95,11 +100,14 @@ def _params_hint(key: str, models: Sequence[BaseChatModel]) -> str:
 
 
 class RoutedChatModel(BaseChatModel):
-    """Learned LLM routing (RouteLLM): every call goes to a strong or a weak chat model.
+    """Learned LLM routing (RouteLLM): every call goes to a strong or a weak chat model, or to one of N models.
 
     A router estimates, per prompt, the probability that the strong model's answer beats the weak one's
     (its *win rate*). The call goes to the strong model iff `win_rate >= threshold`; pick the threshold directly
     or ask for a share of strong calls with `strong_fraction`. The two models may come from different providers.
+
+    With `models={key: chat model, ...}` instead of `strong=`/`weak=`, a multi-model router predicts each model's
+    quality per prompt and the call goes to the model with the best quality for its cost (see "N models" below).
 
     Setup:
         Install the plugin with its LangChain extra, plus the provider packages of your two models.
@@ -127,7 +135,32 @@ class RoutedChatModel(BaseChatModel):
         routing_text: Callable[[Sequence[BaseMessage]], str] | None
             What the router reads. Default: the last human message's text (see "Routing text" below).
         no_text_model: "strong" | "weak"
-            Where calls with no routing text go (default "strong").
+            Where calls with no routing text go (default "strong"; with `models=`, a key, default the first).
+
+    Key init args — N models (instead of strong/weak and threshold/strong_fraction):
+        models: dict[str, BaseChatModel | RunnableWithFallbacks]
+            Routing key -> chat model (or chat model with fallbacks), e.g. `{"gpt-4o": ChatOpenAI(model="gpt-4o"),
+            "mini": ChatOpenAI(model="gpt-4o-mini"), "haiku": ChatAnthropic(...)}`; any number >= 2, any mix of
+            providers. A list of chat models is keyed by their model names. The router defaults to
+            `routing_core.registry.DEFAULT_MULTI_ROUTER`; it must know every model by name (through the alias
+            table) or be told what to treat it as with `model_map`.
+        lam: float | None
+            Choose the model maximising `predicted quality - lam * cost` (cost in USD per call). `0`: best quality.
+        margin: float | None
+            Instead of `lam`: the cheapest model whose predicted quality is within `margin` of the best one.
+        target_cost: float | None
+            Instead of `lam`: the λ whose average cost per call on the router's reference sample is at most this.
+        target_quality: float | None
+            Instead of `lam`: the λ whose average predicted quality is at least this, at the lowest cost.
+            Give exactly one of `lam`, `margin`, `target_cost` and `target_quality`.
+        model_map: dict[str, str]
+            Key or model name -> the router's model to treat it as (`{"my-llama": "llama-3.1-8b-instruct"}`).
+        costs: dict[str, float]
+            Key or model name -> a fixed USD per call; otherwise `prices` (a `PriceTable` or `{name: (in, out)}`
+            USD per 1M tokens, added to the defaults) x (input tokens + `expected_output_tokens`); otherwise the
+            router's cost line learned from its training data; otherwise construction fails naming the model.
+        model_kwargs: dict[str, dict[str, Any]]
+            Call arguments per model, by key: `{"gpt-4o": {"seed": 7}, "haiku": {"top_k": 40}}`.
 
     Key init args — reliability:
         fallback: None | "other" | list[str]
@@ -347,6 +380,50 @@ class RoutedChatModel(BaseChatModel):
         to the fallback model in its own dialect, and it gets its own call arguments. Forced calls
         (`routellm_model=`) fall back too. In an agent, each step falls back on its own; the turn's decision stays.
 
+    N models:
+        ```python
+        from langchain_anthropic import ChatAnthropic
+        from langchain_openai import ChatOpenAI
+        from langchain_routellm import RoutedChatModel, RoutingCallbackHandler
+
+        model = RoutedChatModel(
+            models={
+                "gpt-4o": ChatOpenAI(model="gpt-4o"),
+                "gpt-4o-mini": ChatOpenAI(model="gpt-4o-mini"),
+                "haiku": ChatAnthropic(model="claude-3-5-haiku-latest"),
+            },
+            lam=50.0,  # or margin=0.05, target_cost=0.002 (USD per call), target_quality=0.8
+            # router="multi",  # defaults to routing_core.registry.DEFAULT_MULTI_ROUTER
+        )
+        ai_msg = model.invoke("Prove that there are infinitely many primes.")
+        ai_msg.response_metadata["routellm"]
+        ```
+
+        ```python
+        {
+            "router": "multi", "threshold": None, "win_rate": None,  # no threshold or win rate for N models
+            "side": "gpt-4o",  # the routing key of the model that answered
+            "model_name": "gpt-4o", "reason": "router", "source": "last_user_message",
+            "text_hash": "5d1c...", "text_preview": "Prove that there are infinitely many primes.",
+            "qualities": {"gpt-4o": 0.91, "gpt-4o-mini": 0.62, "haiku": 0.58},  # predicted, per model
+            "costs": {"gpt-4o": 0.00259, "gpt-4o-mini": 0.000155, "haiku": 0.00103},  # USD per call, per model
+            "lambda": 50.0, "margin": None,  # the knob in use (lambda also when calibrated from a target)
+        }
+        ```
+
+        Everything above works the same over N models: `invoke`/`ainvoke`/`batch`/`stream`/`astream`, tools
+        (bound on every model, each in its own provider's dialect), structured output (`function_calling`, or
+        each model's own `json_schema`/`json_mode`), forcing a model per call (`model="haiku"` or
+        `routellm_model="haiku"`, a key or a model name), `fallback="other"` (the other models, best predicted
+        quality first) or a list of keys, per-model call arguments (`model_kwargs=`, and a call argument goes only
+        to the models that take it), the `routellm_route` event, tracing naming the model that answered, and one
+        decision per agent turn. `model.sides` lists the keys, `model.model_names` their names, and
+        `model.policy` is the `routing_core.cost_policy.CostAwarePolicy` (`policy.lam` is the λ in use).
+        `RoutingCallbackHandler()` keeps its totals per key (`handler.summary().sides["haiku"]`); give it
+        `strong_model="gpt-4o"` to see the savings against always calling that model. `strong=`/`weak=` and
+        `models=` cannot be mixed, nor the two forms' options (`threshold`/`strong_fraction`/`strong_kwargs`
+        vs `lam`/`margin`/`target_*`/`model_map`/`costs`/`prices`).
+
     Call arguments:
         A call argument only one provider understands (`invoke(..., seed=1)`: OpenAI; `top_k=3`: Anthropic) is
         sent only to the models that take it and left out for the others, so a call does not fail depending on
@@ -371,10 +448,15 @@ class RoutedChatModel(BaseChatModel):
         `disable_streaming` are honored. The router must be thread-safe (the bundled ones are).
     """
 
-    strong: BaseChatModel | RunnableWithFallbacks
-    """The strong (capable, expensive) chat model, or a chat model with fallbacks (`a.with_fallbacks([b])`)."""
-    weak: BaseChatModel | RunnableWithFallbacks
-    """The weak (cheap) chat model, or a chat model with fallbacks."""
+    strong: BaseChatModel | RunnableWithFallbacks | None = None
+    """The strong (capable, expensive) chat model, or a chat model with fallbacks (`a.with_fallbacks([b])`). Two-model
+    form only (None with `models=`)."""
+    weak: BaseChatModel | RunnableWithFallbacks | None = None
+    """The weak (cheap) chat model, or a chat model with fallbacks. Two-model form only."""
+    models: dict[str, BaseChatModel | RunnableWithFallbacks] | None = None
+    """N-model form: routing key -> chat model (or chat model with fallbacks), e.g. `{"gpt-4o": ChatOpenAI(...),
+    "llama": ChatOllama(...)}`; a list of chat models is keyed by their model names. Routed by predicted quality
+    and cost (`lam`, `margin`, `target_cost` or `target_quality`). Exclusive with `strong`/`weak`."""
     router: Router = Field(default=None, exclude=True, validate_default=False)  # type: ignore[assignment]
     """The router, loaded once at construction from a name, a checkpoint folder or a `Router` instance. Excluded
     from serialization (it is a live Python object, possibly user-defined); `_identifying_params` carries its
@@ -383,13 +465,36 @@ class RoutedChatModel(BaseChatModel):
     """Keyword arguments for `routing_core.load_router` (e.g. `{"seed": 1}` for the random router)."""
     threshold: float | None = None
     """Strong iff win_rate >= threshold. After construction it holds the threshold in use, also when it was
-    derived from `strong_fraction`."""
+    derived from `strong_fraction`. Two-model form only."""
     strong_fraction: float | None = None
-    """Target share of strong calls, turned into a threshold by the router's reference win rates."""
+    """Target share of strong calls, turned into a threshold by the router's reference win rates. Two-model form
+    only."""
+    lam: float | None = None
+    """N models: choose the model maximising `predicted quality - lam * cost` (cost in USD per call; 0: the best
+    predicted quality whatever it costs). The λ in use (also when calibrated from a target) is `policy.lam`."""
+    margin: float | None = None
+    """N models: instead of `lam`, the cheapest model whose predicted quality is within `margin` of the best."""
+    target_cost: float | None = None
+    """N models: instead of `lam`, the λ whose average cost per call on the router's reference sample is at most
+    this (USD)."""
+    target_quality: float | None = None
+    """N models: instead of `lam`, the λ whose average predicted quality on the reference sample is at least this,
+    at the lowest cost."""
+    model_map: dict[str, str] = Field(default_factory=dict)
+    """N models: routing key or model name -> the router's model to treat it as, for models the router was not
+    trained on (e.g. `{"llama": "llama-3.1-8b-instruct"}`)."""
+    costs: dict[str, float] = Field(default_factory=dict)
+    """N models: routing key or model name -> a fixed cost per call in USD (overrides `prices`)."""
+    prices: Any = Field(default=None, exclude=True)
+    """N models: a `routing_core.costs.PriceTable` or `{model name: (USD per 1M input, USD per 1M output)}` added to
+    the default table, to price each call (input tokens + `expected_output_tokens`)."""
+    expected_output_tokens: int = EXPECTED_OUTPUT_TOKENS
+    """N models: the answer length (tokens) assumed when pricing a call from a price table."""
     routing_text: RoutingTextFn | None = Field(default=None, exclude=True)
     """Messages -> the text to route on. Default: `default_routing_text` (the last human message's text)."""
-    no_text_model: Side = "strong"
-    """The side used when there is no routing text (no human text at all)."""
+    no_text_model: str | None = None
+    """The side used when there is no routing text (no human text at all): "strong" (default) or "weak"; with
+    `models=`, a routing key or model name (default: the first model). Holds the side in use after construction."""
     temperature: float | None = None
     """Forwarded to the chosen model as a call argument when set."""
     max_tokens: int | None = None
@@ -411,14 +516,18 @@ class RoutedChatModel(BaseChatModel):
     """Call arguments for every call the strong model answers (under the call's own arguments)."""
     weak_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Call arguments for every call the weak model answers (under the call's own arguments)."""
+    model_kwargs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Call arguments per routed model, by routing key or model name: `{"gpt-4o": {"seed": 7}, "claude":
+    {"top_k": 40}}` (`strong_kwargs`/`weak_kwargs` generalised; in the two-model form its keys are "strong"/"weak")."""
     unsupported_call_args: Literal["drop", "raise"] = "drop"
     """A call argument that only some routed models understand: "drop" (default) sends it to those and leaves it
     out for the others; "raise" raises `UnsupportedCallArgumentError` on every call that passes it, whatever the
     route. An argument no routed model understands always raises it."""
 
     _names: dict[str, str] = PrivateAttr(default_factory=dict)
-    _policy: TwoModelPolicy = PrivateAttr()
+    _policy: RoutingPolicy = PrivateAttr()
     _sides: dict[str, SideModels] = PrivateAttr(default_factory=dict)
+    _side_kwargs: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
     _fallback: tuple[str, ...] | None = PrivateAttr(default=None)
     _fallback_on: tuple[type[BaseException], ...] = PrivateAttr(default=(Exception,))
 
@@ -432,12 +541,17 @@ class RoutedChatModel(BaseChatModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        multi = data.get("models") is not None
         allowed = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
         unknown = sorted(k for k in data if k not in allowed)
         if unknown:
             client = [k for k in unknown if k in _CLIENT_ARGS]
             hint = (
-                "client settings such as timeouts, retries and API keys belong to the strong and weak models"
+                (
+                    "client settings such as timeouts, retries and API keys belong to the routed models"
+                    if multi
+                    else "client settings such as timeouts, retries and API keys belong to the strong and weak models"
+                )
                 if client
                 else "see RoutedChatModel's fields"
             )
@@ -450,7 +564,7 @@ class RoutedChatModel(BaseChatModel):
                 data.pop(k)
         spec = data.get("router")
         if spec is None:
-            spec = DEFAULT_ROUTER
+            spec = DEFAULT_MULTI_ROUTER if multi else DEFAULT_ROUTER
         if not isinstance(spec, Router | str | Path):
             raise TypeError(
                 f"router must be a router name, a checkpoint folder or a routing_core.Router, got "
@@ -465,6 +579,39 @@ class RoutedChatModel(BaseChatModel):
     def _check_side(cls, value: Any, info: ValidationInfo) -> Any:
         return check_side_value(str(info.field_name), value)
 
+    @field_validator("models", mode="before")
+    @classmethod
+    def _check_models(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, list | tuple):  # keyed by model name
+            keyed: dict[str, Any] = {}
+            for i, item in enumerate(value):
+                name = _model_name(SideModels.of(str(i), item, f"models[{i}]").primary)
+                if name in keyed:
+                    raise ValueError(
+                        f"RoutedChatModel's models list has two models named {name!r}: pass a dict "
+                        "{routing key: chat model} to give them distinct keys"
+                    )
+                keyed[name] = item
+            value = keyed
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                "RoutedChatModel's models must be a dict {routing key: chat model} (or a list of chat models, "
+                f"keyed by their model names), got {type(value).__name__}"
+            )
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"RoutedChatModel's model keys must be non-empty strings, got {key!r}")
+            out[key] = check_side_value(key, item, f"models[{key!r}]")
+        if len(out) < 2:
+            raise ValueError(
+                f"RoutedChatModel needs at least two models to route among, got {len(out)}: "
+                "models={'gpt-4o': ChatOpenAI(...), 'gpt-4o-mini': ChatOpenAI(...), ...}"
+            )
+        return out
+
     @field_validator("threshold", mode="before")
     @classmethod
     def _check_threshold(cls, value: Any) -> Any:
@@ -475,66 +622,171 @@ class RoutedChatModel(BaseChatModel):
     def _check_strong_fraction(cls, value: Any) -> Any:
         return None if value is None else check_strong_fraction(value)
 
+    def _check_form(self) -> dict[str, Any]:
+        """Which form this is (strong=/weak= or models=), with a clear error for a mix; the models by side."""
+        if self.models is not None:
+            if self.strong is not None or self.weak is not None:
+                raise ValueError(
+                    "RoutedChatModel takes either models={key: chat model, ...} (N models, routed by predicted "
+                    "quality and cost) or strong=/weak= (two models, routed by win rate and threshold), not both"
+                )
+            mixed = [k for k in _TWO_ONLY if getattr(self, k)]
+            if mixed:
+                raise ValueError(
+                    f"RoutedChatModel(models=...) does not take {', '.join(mixed)} (two-model options): choose the "
+                    "model by lam=, margin=, target_cost= or target_quality=, and give per-model call arguments "
+                    "with model_kwargs={key: {...}}"
+                )
+            return dict(self.models)
+        if self.strong is None or self.weak is None:
+            missing = " and ".join(s for s in SIDES if getattr(self, s) is None)
+            raise ValueError(
+                f"RoutedChatModel needs a strong and a weak chat model (missing: {missing}), or models={{key: chat "
+                "model, ...}} to route among more than two"
+            )
+        mixed = [k for k in _MULTI_ONLY if getattr(self, k) not in (None, {})]
+        if mixed:
+            raise ValueError(
+                f"RoutedChatModel(strong=..., weak=...) does not take {', '.join(mixed)}: those are options of "
+                "the N-model form, models={key: chat model, ...}; two models are routed by threshold= or "
+                "strong_fraction="
+            )
+        return {"strong": self.strong, "weak": self.weak}
+
     @model_validator(mode="after")
     def _resolve_threshold(self) -> Self:
-        if self.no_text_model not in SIDES:
-            raise ValueError(f"no_text_model must be 'strong' or 'weak', got {self.no_text_model!r}")
-        self._sides = {side: SideModels.of(side, getattr(self, side)) for side in SIDES}
-        self._names = {side: _model_name(self._model(side)) for side in SIDES}
-        self._policy = TwoModelPolicy(
-            self.router,
-            self._names["strong"],
-            self._names["weak"],
-            threshold=self.threshold,
-            strong_fraction=self.strong_fraction,
-            no_text_side=self.no_text_model,
-            owner="RoutedChatModel",
-        )
-        self.threshold = self._policy.threshold
+        groups = self._check_form()
+        multi = self.models is not None
+        self._sides = {
+            side: SideModels.of(side, value, f"models[{side!r}]" if multi else None)
+            for side, value in groups.items()
+        }
+        self._names = {side: _model_name(group.primary) for side, group in self._sides.items()}
+        if not multi:
+            if self.no_text_model is None:
+                self.no_text_model = "strong"
+            if self.no_text_model not in SIDES:
+                raise ValueError(f"no_text_model must be 'strong' or 'weak', got {self.no_text_model!r}")
+            self._policy = TwoModelPolicy(
+                self.router,
+                self._names["strong"],
+                self._names["weak"],
+                threshold=self.threshold,
+                strong_fraction=self.strong_fraction,
+                no_text_side=self.no_text_model,
+                owner="RoutedChatModel",
+            )
+            self.threshold = self._policy.threshold
+        else:
+            self._policy = CostAwarePolicy(
+                self.router,
+                self._names,
+                lam=self.lam,
+                margin=self.margin,
+                target_cost=self.target_cost,
+                target_quality=self.target_quality,
+                model_map=self.model_map,
+                costs=self.costs,
+                prices=self.prices,
+                expected_output_tokens=self.expected_output_tokens,
+                no_text_side=self._key_of(self.no_text_model, "no_text_model"),
+                owner="RoutedChatModel",
+            )
+            self.no_text_model = self._policy.no_text_side
         self._fallback = self._policy.fallback_sides(self.fallback)
         self._fallback_on = check_fallback_on(self.fallback_on)
-        for side in SIDES:
-            self._check_side_kwargs(side)
+        self._side_kwargs = self._resolve_side_kwargs()
         return self
 
-    def _check_side_kwargs(self, side: Side) -> None:
-        """`strong_kwargs`/`weak_kwargs` must name arguments of (at least one of) that side's models."""
-        given = self.strong_kwargs if side == "strong" else self.weak_kwargs
+    def _key_of(self, value: str | None, what: str) -> str | None:
+        """A routing key from a key or a (unique) model name (None stays None)."""
+        if value is None or value in self._names:
+            return value
+        keys = [k for k, n in self._names.items() if n == value]
+        if len(keys) == 1:
+            return keys[0]
+        choices = ", ".join(repr(k) for k in self._names)
+        raise ValueError(
+            f"{what} must be one of the routed models ({choices}) or one model's name, got {value!r}"
+        )
+
+    def _resolve_side_kwargs(self) -> dict[str, dict[str, Any]]:
+        """Per-side call arguments: `model_kwargs` by key (or model name), and `strong_kwargs`/`weak_kwargs`."""
+        if not isinstance(self.model_kwargs, dict):
+            raise ValueError(
+                f"model_kwargs must be a dict {{model key: {{call arguments}}}}, got {self.model_kwargs!r}"
+            )
+        out: dict[str, dict[str, Any]] = {side: {} for side in self._sides}
+        labels: dict[str, str] = {side: f"model_kwargs[{side!r}]" for side in self._sides}
+        for key, given in self.model_kwargs.items():
+            side = self._key_of(key, "model_kwargs keys")
+            assert side is not None
+            self._check_side_kwargs(side, given, f"model_kwargs[{key!r}]")
+            out[side] = dict(given)
+        if self.models is None:
+            for side in SIDES:
+                given = self.strong_kwargs if side == "strong" else self.weak_kwargs
+                self._check_side_kwargs(side, given, f"{side}_kwargs")
+                if given and out[side]:
+                    raise ValueError(
+                        f"the {side} model's call arguments are given twice ({side}_kwargs and "
+                        f"{labels[side]}): pass them once"
+                    )
+                if given:
+                    out[side] = dict(given)
+        return out
+
+    def _check_side_kwargs(self, side: str, given: Any, what: str) -> None:
+        """Per-side call arguments must name arguments of (at least one of) that side's models."""
         if not isinstance(given, dict) or not all(isinstance(k, str) for k in given):
-            raise ValueError(f"{side}_kwargs must be a dict of call arguments, got {given!r}")
+            raise ValueError(f"{what} must be a dict of call arguments, got {given!r}")
         reserved = sorted(k for k in given if k in _RESERVED_ARGS)
         if reserved:
             raise ValueError(
-                f"{side}_kwargs cannot set {', '.join(reserved)}: those are RoutedChatModel's own call options "
+                f"{what} cannot set {', '.join(reserved)}: those are RoutedChatModel's own call options "
                 "(tools via bind_tools, the side via routellm_model=, stop via stop=)"
             )
         group = self._sides[side]
         for key in given:
             if all(p is not None and key not in p for p in group.params):
                 raise UnsupportedCallArgumentError(
-                    f"{side}_kwargs sets {key!r}, which {member_label(side, group.primary)} does not take as a "
+                    f"{what} sets {key!r}, which {member_label(side, group.primary)} does not take as a "
                     f"call argument{_params_hint(key, group.members)}"
                 )
 
     @property
-    def policy(self) -> TwoModelPolicy:
-        """The routing policy (routing_core.policy) making every decision of this model."""
+    def policy(self) -> RoutingPolicy:
+        """The routing policy (routing_core.policy) making every decision of this model: a `TwoModelPolicy` for
+        strong=/weak=, a `routing_core.cost_policy.CostAwarePolicy` for models=."""
         return self._policy
 
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The routing keys: ("strong", "weak"), or the keys of `models=` in order."""
+        return tuple(self._sides)
+
+    def _primaries(self) -> list[BaseChatModel]:
+        """The first chat model of every side (built from the fields when our validator has not run yet)."""
+        if self._sides:
+            return [group.primary for group in self._sides.values()]
+        values = list(self.models.values()) if self.models else [self.strong, self.weak]
+        return [SideModels.of("routed", v).primary for v in values]
+
     def _resolve_model_profile(self) -> ModelProfile | None:
-        """What both models support: booleans and-ed, limits min-ed, other keys kept when equal."""
-        a, b = self._model("strong").profile, self._model("weak").profile
-        if not a or not b:
+        """What every routed model supports: booleans and-ed, limits min-ed, other keys kept when equal."""
+        profiles = [m.profile for m in self._primaries()]
+        if not profiles or not all(profiles):
             return None
         merged: dict[str, Any] = {}
-        for key in a.keys() & b.keys():
-            va, vb = a[key], b[key]  # type: ignore[literal-required]
-            if isinstance(va, bool) and isinstance(vb, bool):
-                merged[key] = va and vb
-            elif isinstance(va, int) and isinstance(vb, int):
-                merged[key] = min(va, vb)
-            elif va == vb:
-                merged[key] = va
+        keys = set(profiles[0].keys()).intersection(*(p.keys() for p in profiles[1:]))  # type: ignore[union-attr]
+        for key in keys:
+            values = [p[key] for p in profiles]  # type: ignore[index, literal-required]
+            if all(isinstance(v, bool) for v in values):
+                merged[key] = all(values)
+            elif all(isinstance(v, int) for v in values):
+                merged[key] = min(values)
+            elif all(v == values[0] for v in values):
+                merged[key] = values[0]
         return merged  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------------------------------
@@ -547,6 +799,8 @@ class RoutedChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        if self.models is not None:
+            return self._multi_identifying_params()
         params: dict[str, Any] = {}
         for side in SIDES:
             described = [{"_type": m._llm_type, **m._identifying_params} for m in self.side_models(side)]
@@ -559,21 +813,56 @@ class RoutedChatModel(BaseChatModel):
         if self._fallback:
             params["fallback"] = list(self._fallback)
         for side in SIDES:
-            given = self.strong_kwargs if side == "strong" else self.weak_kwargs
+            given = self._side_kwargs.get(side)
             if given:
                 params[f"{side}_kwargs"] = dict(given)
         return params
 
+    def _multi_identifying_params(self) -> dict[str, Any]:
+        """N models: every model by key, the router, and the policy's knob (the λ in use, or the margin)."""
+        models: dict[str, Any] = {}
+        fallbacks: dict[str, Any] = {}
+        for side in self.sides:
+            described = [{"_type": m._llm_type, **m._identifying_params} for m in self.side_models(side)]
+            models[side] = described[0]
+            if len(described) > 1:
+                fallbacks[side] = described[1:]
+        policy = self._policy
+        params: dict[str, Any] = {"models": models}
+        if fallbacks:
+            params["model_fallbacks"] = fallbacks
+        params.update(
+            router=self.router.describe(),
+            policy={
+                "lam": getattr(policy, "lam", None),
+                "margin": getattr(policy, "margin", None),
+                "target_cost": self.target_cost,
+                "target_quality": self.target_quality,
+                "model_map": dict(self.model_map),
+                "costs": dict(getattr(policy, "fixed_costs", {})),
+                "expected_output_tokens": self.expected_output_tokens,
+            },
+            no_text_model=self.no_text_model,
+        )
+        if self._fallback:
+            params["fallback"] = list(self._fallback)
+        given = {side: dict(kw) for side, kw in self._side_kwargs.items() if kw}
+        if given:
+            params["model_kwargs"] = given
+        return params
+
     @property
     def model_names(self) -> dict[str, str]:
-        """{"strong": name, "weak": name}: the names used in routing records, tracing and cost tables."""
+        """{"strong": name, "weak": name} (or {key: name} for models=): the names used in routing records,
+        tracing and cost tables."""
         return dict(self._names)
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         """The provider and model of the side that answers (known once routed), so tracing and cost tracking see
-        the real model; before a decision exists, provider "routellm" and "<strong>|<weak>" as the model."""
+        the real model; before a decision exists, provider "routellm" and "<strong>|<weak>" (every routed model's
+        name, joined by "|") as the model."""
         route = kwargs.get(ROUTE_KWARG)
-        side: Side | None = route.side if isinstance(route, Route) else None
+        side: str | None = route.side if isinstance(route, Route) else None
         requested = kwargs.get(FORCE_KWARG, kwargs.get("model"))
         if side is None and isinstance(requested, str):
             side = self._match_side(requested)
@@ -590,7 +879,7 @@ class RoutedChatModel(BaseChatModel):
                 ls_provider="routellm",
                 ls_model_name=requested
                 if isinstance(requested, str) and requested not in ("auto",)
-                else f"{self._names['strong']}|{self._names['weak']}",
+                else "|".join(self._names[s] for s in self._sides),
                 ls_model_type="chat",
             )
             if stop:
@@ -620,25 +909,26 @@ class RoutedChatModel(BaseChatModel):
     # routing
     # ------------------------------------------------------------------------------------------------------
 
-    def _model(self, side: Side) -> BaseChatModel:
+    def _model(self, side: str) -> BaseChatModel:
         """The side's chat model (its first one, when it was given with fallbacks)."""
         group = self._sides.get(side)
         if group is None:  # langchain-core's own validators run before ours (e.g. the model profile)
-            group = SideModels.of(side, getattr(self, side))
+            value = self.models[side] if self.models is not None else getattr(self, side)
+            group = SideModels.of(side, value)
         return group.primary
 
-    def side_models(self, side: Side) -> tuple[BaseChatModel, ...]:
+    def side_models(self, side: str) -> tuple[BaseChatModel, ...]:
         """The chat models of a side in the order a call tries them (one, unless given with fallbacks)."""
         return self._sides[side].members
 
-    def call_params(self, side: Side) -> frozenset[str] | None:
+    def call_params(self, side: str) -> frozenset[str] | None:
         """The call arguments the side's (first) model understands; None when that is not known (all are passed).
         See `langchain_routellm._params` for how it is decided."""
         return self._sides[side].params[0]
 
-    def _match_side(self, requested: str) -> Side | None:
+    def _match_side(self, requested: str) -> str | None:
         try:
-            return self._policy.forced_side(requested)  # type: ignore[return-value]
+            return self._policy.forced_side(requested)
         except ValueError:
             return None
 
@@ -832,7 +1122,7 @@ class RoutedChatModel(BaseChatModel):
     def _check_call_arg(self, key: str) -> None:
         lacking: list[str] = []
         takes = False
-        for side in SIDES:
+        for side in self._sides:
             group = self._sides[side]
             for i, (model, params) in enumerate(zip(group.members, group.params, strict=True)):
                 if params is None or key in params:
@@ -840,27 +1130,33 @@ class RoutedChatModel(BaseChatModel):
                 else:
                     lacking.append(member_label(side, model, i))
         if not takes:
-            every = [m for side in SIDES for m in self.side_models(side)]
+            every = [m for side in self._sides for m in self.side_models(side)]
             raise UnsupportedCallArgumentError(
                 f"call argument {key!r} is not understood by any routed model ({'; '.join(lacking)}): check its "
                 f"spelling, or set it on the inner model{_params_hint(key, every)}"
             )
         if lacking and self.unsupported_call_args == "raise":
+            how = (
+                "pass it to one side only with strong_kwargs=/weak_kwargs="
+                if self.models is None
+                else "pass it to some models only with model_kwargs={key: {...}}"
+            )
             raise UnsupportedCallArgumentError(
                 f"call argument {key!r} is not understood by {' and '.join(lacking)} "
-                "(unsupported_call_args='raise'); pass it to one side only with strong_kwargs=/weak_kwargs=, or "
-                "set unsupported_call_args='drop' to send it only to the models that take it"
+                f"(unsupported_call_args='raise'); {how}, or set unsupported_call_args='drop' to send it only to "
+                "the models that take it"
             )
 
-    def _member_kwargs(self, side: Side, index: int, model: BaseChatModel, call: _CallArgs) -> dict[str, Any]:
-        """The kwargs one model gets: the router's defaults, then the side's `*_kwargs`, then the call's own, less
+    def _member_kwargs(self, side: str, index: int, model: BaseChatModel, call: _CallArgs) -> dict[str, Any]:
+        """The kwargs one model gets: the router's defaults, then the side's own (`strong_kwargs`/`weak_kwargs`,
+        `model_kwargs[key]`), then the call's own, less
         what the model does not understand; then the tools/structured-output bindings in its own dialect."""
         args: dict[str, Any] = {}
         if self.temperature is not None:
             args["temperature"] = self.temperature
         if self.max_tokens is not None:
             args["max_tokens"] = self.max_tokens
-        args.update(self.strong_kwargs if side == "strong" else self.weak_kwargs)
+        args.update(self._side_kwargs.get(side, {}))
         args.update(call.args)
         params = self._sides[side].params[index]
         if params is not None:
@@ -1118,7 +1414,7 @@ class RoutedChatModel(BaseChatModel):
         """
         ls_format = kwargs.pop("ls_structured_output_format", None)
         toolset = ToolSet(tools, tool_choice, kwargs)
-        for side in SIDES:  # fail now, not at the first call, and convert once per model
+        for side in self._sides:  # fail now, not at the first call, and convert once per model
             for index, member in enumerate(self.side_models(side)):
                 toolset.kwargs_for(side, member, index)
         toolset.openai_tools()
@@ -1161,7 +1457,7 @@ class RoutedChatModel(BaseChatModel):
                 key_name = convert_to_openai_tool(schema)["function"]["name"]
                 parser = JsonOutputKeyToolsParser(key_name=key_name, first_tool_only=True)
         elif method in ("json_schema", "json_mode"):
-            spec = StructuredSpec(schema, method, {s: self.side_models(s) for s in SIDES}, options)
+            spec = StructuredSpec(schema, method, {s: self.side_models(s) for s in self._sides}, options)
             llm = self.bind(**{STRUCTURED_KWARG: spec, "ls_structured_output_format": ls_format})
             parser = RunnableLambda(spec.parse, afunc=spec.aparse, name="RoutedStructuredOutputParser")
         else:
