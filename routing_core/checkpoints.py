@@ -189,9 +189,10 @@ SCHEMAS: dict[str, Schema] = {
     "difficulty": Schema({"l2": number(0.0)}, {"coef": ("float", ("D+5",))}),
     "quality_linear": Schema(
         {
-            "l2": number(0.0),
+            "l2": Spec("'auto' or a number >= 0", lambda v: v == "auto" or (_is_num(v) and v >= 0)),
             "inputs": text(("embedding+length", "length")),
             "min_rows": integer(1),
+            "source_weighting": text(("equal", "rows")).optional(),
             "models": text_list(),
             "strong_model": text().or_null().optional(),
             "weak_model": text().or_null().optional(),

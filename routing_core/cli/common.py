@@ -95,14 +95,15 @@ positive_int = int_at_least(1)
 # --- routers and outputs ------------------------------------------------------------------------------------
 
 
-def add_router_arg(p: argparse.ArgumentParser) -> None:
-    """`--router` and `--seed`, shared by route, eval and calibrate."""
+def add_router_arg(p: argparse.ArgumentParser, default_help: str | None = None) -> None:
+    """`--router` and `--seed`, shared by route, eval and calibrate (`default_help`: the command resolves an
+    unset --router itself, e.g. eval's multi-model default)."""
     from routing_core.registry import DEFAULT_ROUTER
 
     p.add_argument(
         "--router",
-        default=DEFAULT_ROUTER,
-        help=f"bundled router name or checkpoint folder (default: {DEFAULT_ROUTER})",
+        default=None if default_help else DEFAULT_ROUTER,
+        help=f"bundled router name or checkpoint folder (default: {default_help or DEFAULT_ROUTER})",
     )
     p.add_argument("--seed", type=seed_int, default=None, help=f"seed for stochastic routers, 0..{MAX_SEED}")
 

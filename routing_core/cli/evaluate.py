@@ -30,12 +30,41 @@ def _benchmark(args: argparse.Namespace) -> Any:
     return bench
 
 
+def cmd_eval_multi(args: argparse.Namespace) -> int:
+    """`--benchmark multi`: a multi-model router's quality-cost curve on a CSV with `prompt`, `M`, `M|cost`."""
+    from routing_core.data.multi import load_multi_csv
+    from routing_core.multi_eval import evaluate_multi, format_multi_table, plot_multi
+
+    table = load_multi_csv(args.data).complete()
+    if len(table) == 0:
+        raise CLIError(f"{args.data}: no row has a score and a cost for every model")
+    router = load_router(args)
+    if not callable(getattr(router, "quality", None)):
+        raise CLIError(
+            f"--router {args.router}: a two-model router; --benchmark multi needs a multi-model router "
+            "(quality per model), e.g. the bundled 'multi'"
+        )
+    result = evaluate_multi(router, table, name=str(args.router))
+    print(format_multi_table([result]))
+    print(f"oracle: quality {result.oracle['quality']:.4f} at {result.oracle['cost']:.6g} per query")
+    if args.json:
+        write_json(args.json, result.to_dict())
+    if args.plot:
+        plot_multi([result], args.plot)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate, print the table, then write the JSON and the plot (paths checked before any work)."""
     from routing_core.evaluation import evaluate_router, format_table, plot_results
+    from routing_core.registry import DEFAULT_MULTI_ROUTER, DEFAULT_ROUTER
 
     check_output(args.json, "--json")
     check_output(args.plot, "--plot", PLOT_SUFFIXES)
+    if args.router is None:
+        args.router = DEFAULT_MULTI_ROUTER if args.benchmark == "multi" else DEFAULT_ROUTER
+    if args.benchmark == "multi":
+        return cmd_eval_multi(args)
     bench = _benchmark(args)
     router = load_router(args)
     if args.train_prompts:
@@ -67,8 +96,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     from routing_core.data.loaders import BENCHMARKS
 
     p = sub.add_parser("eval", help="evaluate a router on a benchmark with the paper's metrics")
-    add_router_arg(p)
-    p.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    add_router_arg(p, default_help="difficulty; multi for --benchmark multi")
+    p.add_argument(
+        "--benchmark",
+        required=True,
+        choices=(*BENCHMARKS, "multi"),
+        help="multi: a CSV with prompt, one score column M and one cost column M|cost per model",
+    )
     p.add_argument("--data", required=True, help="benchmark folder or file")
     p.add_argument(
         "--split",

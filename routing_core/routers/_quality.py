@@ -155,8 +155,10 @@ class QualityRouter(TrainedRouter):
 
     def quality_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         tensors: dict[str, np.ndarray] = {}
-        if self.cost_lines is not None:
-            tensors["cost_lines"] = self.cost_lines.astype(np.float64)
+        if self.cost_lines is not None:  # stored finite: -1 marks a model without a learned cost
+            tensors["cost_lines"] = np.where(np.isnan(self.cost_lines), -1.0, self.cost_lines).astype(
+                np.float64
+            )
         if self.reference_quality is not None and self.reference_tokens is not None:
             tensors["reference_quality"] = self.reference_quality.astype(np.float32)
             tensors["reference_tokens"] = self.reference_tokens.astype(np.float32)
@@ -167,7 +169,8 @@ class QualityRouter(TrainedRouter):
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or len(models) < 2:
             raise CheckpointError(f"{folder}: 'models' must list at least two model names")
         self.models = list(models)
-        self.cost_lines = tensors.get("cost_lines")
+        lines = tensors.get("cost_lines")
+        self.cost_lines = None if lines is None else np.where(lines < 0, np.nan, lines.astype(np.float64))
         rq, rt = tensors.get("reference_quality"), tensors.get("reference_tokens")
         if (rq is None) != (rt is None):
             raise CheckpointError(f"{folder}: reference_quality and reference_tokens come together")

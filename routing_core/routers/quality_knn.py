@@ -94,7 +94,8 @@ class KNNQualityRouter(QualityRouter):
         self.check_fitted()
         assert self.keys is not None and self.scores is not None
         params, tensors = self.quality_state()
-        return params, {"keys": self.keys, "scores": self.scores.astype(np.float32), **tensors}
+        scores = np.where(np.isnan(self.scores), -1.0, self.scores).astype(np.float32)  # -1: not scored
+        return params, {"keys": self.keys, "scores": scores, **tensors}
 
     @classmethod
     def load(
@@ -106,7 +107,8 @@ class KNNQualityRouter(QualityRouter):
         r = cls(**cls.params_from_config({**config, **kw}, embedder=embedder_for(config, embedder)))
         tensors = load_tensors(folder)
         keys, scores = require(tensors, folder, "keys", "scores")
-        r.keys, r.scores = keys.astype(np.float16), scores.astype(np.float64)
+        r.keys = keys.astype(np.float16)
+        r.scores = np.where(scores < 0, np.nan, scores.astype(np.float64))
         r.restore_quality(config, tensors, folder)
         r.restore_common(config, folder)
         return r

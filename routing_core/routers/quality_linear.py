@@ -20,6 +20,32 @@ from routing_core.routers._base import embedder_for, features, length_features
 from routing_core.routers._quality import QualityRouter, fit_cost_lines, union_models
 
 INPUTS = ("embedding+length", "length")
+#: The L2 strengths `l2="auto"` chooses among, per head, by 3-fold cross-validated log loss on its rows.
+L2_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
+CV_FOLDS = 3
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(np.sum(w * -(y * np.log(p) + (1 - y) * np.log(1 - p))) / np.sum(w))
+
+
+def cv_l2(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray, folds: np.ndarray, grid: tuple[float, ...] = L2_GRID
+) -> float:
+    """The L2 strength of `grid` with the lowest cross-validated (weighted) log loss; folds by prompt hash."""
+    losses = []
+    for l2 in grid:
+        total = 0.0
+        for f in range(CV_FOLDS):
+            tr, va = folds != f, folds == f
+            if not va.any() or not tr.any():
+                continue
+            theta = fit_logistic(X[tr], y[tr], l2, w[tr] / w[tr].mean(), iters=30)
+            z = X[va] @ theta[:-1] + theta[-1]
+            total += _log_loss(1 / (1 + np.exp(-np.clip(z, -30, 30))), y[va], w[va])
+        losses.append(total)
+    return float(grid[int(np.argmin(losses))])
 
 
 class LinearQualityRouter(QualityRouter):
@@ -29,24 +55,33 @@ class LinearQualityRouter(QualityRouter):
 
     def __init__(
         self,
-        l2: float = 1.0,
+        l2: float | str = "auto",
         inputs: str = "embedding+length",
         min_rows: int = 50,
+        source_weighting: str = "equal",
         strong_model: str | None = None,
         weak_model: str | None = None,
         embedder: str | Embedder | None = None,
     ) -> None:
         super().__init__(strong_model, weak_model, embedder)
-        if isinstance(l2, bool) or not isinstance(l2, int | float) or not np.isfinite(l2) or l2 < 0:
-            raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+        if l2 != "auto" and (
+            isinstance(l2, bool) or not isinstance(l2, int | float) or not np.isfinite(l2) or l2 < 0
+        ):
+            raise ValueError(
+                f"l2 must be 'auto' (cross-validated per model) or a finite number >= 0, got {l2!r}"
+            )
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {', '.join(map(repr, INPUTS))}, got {inputs!r}")
         if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
             raise ValueError(f"min_rows must be an integer >= 1, got {min_rows!r}")
-        self.l2 = float(l2)
+        self.l2: float | str = l2 if l2 == "auto" else float(l2)
         self.inputs = inputs
         self.min_rows = min_rows
+        if source_weighting not in ("equal", "rows"):
+            raise ValueError(f"source_weighting must be 'equal' or 'rows', got {source_weighting!r}")
+        self.source_weighting = source_weighting
         self.coef: np.ndarray | None = None  # (n_models, n_features + 1), bias last
+        self.head_l2: list[float] = []  # the L2 strength each head was fitted with
 
     def needs_embeddings(self) -> bool:
         return self.inputs != "length"
@@ -77,9 +112,13 @@ class LinearQualityRouter(QualityRouter):
         ]
         if len(models) < 2:
             raise ValueError(f"fewer than two models have {self.min_rows} scored rows in the training tables")
+        from routing_core.splits import hash_bucket
+
         coef = np.zeros((len(models), designs[0].shape[1] + 1))
+        folds_of = [np.array([hash_bucket(p, CV_FOLDS, "cv") for p in t.prompts]) for t in tables]
+        self.head_l2 = []
         for i, m in enumerate(models):
-            Xs, ys, ws = [], [], []
+            Xs, ys, ws, fs = [], [], [], []
             for t, X in zip(tables, designs, strict=True):
                 if m not in t.models:
                     continue
@@ -88,9 +127,14 @@ class LinearQualityRouter(QualityRouter):
                 if ok.any():
                     Xs.append(X[ok])
                     ys.append(np.clip(y[ok], 0.0, 1.0))
-                    ws.append(np.full(int(ok.sum()), 1.0 / ok.sum()))
+                    share = 1.0 / ok.sum() if self.source_weighting == "equal" else 1.0
+                    ws.append(np.full(int(ok.sum()), share))
+                    fs.append(folds_of[tables.index(t)][ok])
             X, y, w = np.vstack(Xs), np.concatenate(ys), np.concatenate(ws)
-            coef[i] = fit_logistic(X, y, self.l2, w / w.mean(), iters=30)
+            w = w / w.mean()
+            l2 = cv_l2(X, y, w, np.concatenate(fs)) if self.l2 == "auto" else float(self.l2)
+            self.head_l2.append(l2)
+            coef[i] = fit_logistic(X, y, l2, w, iters=30)
         self.coef = coef
         self.models = models
         self.cost_lines = fit_cost_lines(tables, models)
@@ -113,7 +157,7 @@ class LinearQualityRouter(QualityRouter):
         self.check_fitted()
         assert self.coef is not None
         params, tensors = self.quality_state()
-        return params, {"coef": self.coef.astype(np.float32), **tensors}
+        return {**params, "head_l2": list(self.head_l2)}, {"coef": self.coef.astype(np.float32), **tensors}
 
     @classmethod
     def load(
@@ -126,6 +170,7 @@ class LinearQualityRouter(QualityRouter):
         tensors = load_tensors(folder)
         (coef,) = require(tensors, folder, "coef")
         r.coef = coef.astype(np.float64)
+        r.head_l2 = [float(x) for x in config.get("head_l2") or []]
         r.restore_quality(config, tensors, folder)
         r.restore_common(config, folder)
         return r
