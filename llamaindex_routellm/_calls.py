@@ -55,15 +55,25 @@ class _Call:
         self.payload = decision.to_payload()  # once per call: the event and every tagged response share it
         self._input_text = input_text
         self._done = False
-        logger.debug(
-            "routellm %s -> %s (%s, win rate %s, threshold %.4f, %s)",
-            call,
-            decision.side,
-            decision.model,
-            decision.win_rate,
-            decision.threshold,
-            decision.reason,
-        )
+        if decision.threshold is not None:
+            logger.debug(
+                "routellm %s -> %s (%s, win rate %s, threshold %.4f, %s)",
+                call,
+                decision.side,
+                decision.model,
+                decision.win_rate,
+                decision.threshold,
+                decision.reason,
+            )
+        else:
+            logger.debug(
+                "routellm %s -> %s (%s, qualities %s, %s)",
+                call,
+                decision.side,
+                decision.model,
+                decision.qualities,
+                decision.reason,
+            )
         dispatcher.event(RoutingDecisionEvent.from_decision(decision, call))
 
     def again(self, decision: RoutingDecision) -> _Call:
@@ -168,6 +178,7 @@ class _Call:
                 fallback_from=d.fallback_from,
                 fallback_error=d.fallback_error,
                 turn_id=d.turn_id,
+                models=None if d.models is None else dict(d.models),
             )
         )
 

@@ -1,4 +1,5 @@
-"""RoutedLLM: a LlamaIndex LLM that sends each call to a strong or a weak LLM, as a RouteLLM router decides.
+"""RoutedLLM: a LlamaIndex LLM that sends each call to a strong or a weak LLM, as a RouteLLM router decides, or to
+one of N LLMs (`models={...}`) by predicted quality and cost.
 
 The LLM only; the decision is the core policy's (routing_core.policy), per-call bookkeeping is in `_calls.py`, text
 extraction in `_text.py`.
@@ -10,7 +11,7 @@ import importlib
 import logging
 import pickle
 import re
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -52,9 +53,11 @@ from llamaindex_routellm._text import (
     _messages_text,
     _route_text_from_messages,
 )
-from llamaindex_routellm.events import RoutingDecision, Side
+from llamaindex_routellm.events import RoutingDecision
 from llamaindex_routellm.turns import TURN_SOURCE, Turn, current_turn, install_turn_tracking
 from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, load_router
+from routing_core.cost_policy import EXPECTED_OUTPUT_TOKENS, CostAwarePolicy
+from routing_core.costs import DEFAULT_PRICES, Price, PriceTable
 from routing_core.errors import CallArgumentError, UnknownRouterError
 from routing_core.policy import (
     Decision,
@@ -63,6 +66,7 @@ from routing_core.policy import (
     is_fallback_error,
     resolve_threshold,
 )
+from routing_core.registry import DEFAULT_MULTI_ROUTER
 
 if TYPE_CHECKING:
     from llama_index.core.chat_engine.types import AgentChatResponse
@@ -71,7 +75,7 @@ if TYPE_CHECKING:
 dispatcher = instrument.get_dispatcher(__name__)
 logger = logging.getLogger(__name__)
 
-#: Keyword argument that forces the side of one call: `llm.chat(messages, routellm_model="strong")`.
+#: Keyword argument that forces the side of one call: `llm.chat(messages, routellm_model="strong")` (or a model key).
 FORCE_KWARG = "routellm_model"
 #: Internal keyword argument carrying a decision made ahead of the call (predict, tools, structured output).
 DECISION_KWARG = "routellm_decision"
@@ -88,7 +92,7 @@ class RoutedArgumentError(CallArgumentError):
 
     Attributes:
         argument: The argument's name.
-        side: The side that refused it (`"strong"`/`"weak"`).
+        side: The side that refused it (`"strong"`/`"weak"`, or the model key with more than two models).
         model_name: That model's name.
     """
 
@@ -132,12 +136,12 @@ class _ToolsPlan:
         self.kwargs = kwargs
 
     def prepare(self, side: str) -> dict[str, Any]:
-        llm = self.owner._function_calling_llm(side)  # type: ignore[arg-type]
+        llm = self.owner._function_calling_llm(side)
         prepared = llm._prepare_chat_with_tools_compat(**self.args, **self.kwargs)
         return {k: v for k, v in prepared.items() if k not in _ROUTING_KWARGS}
 
 
-_SIDES: tuple[Side, Side] = ("strong", "weak")
+_SIDES: tuple[str, str] = ("strong", "weak")
 
 
 class _Pin:
@@ -158,16 +162,119 @@ def _no_fallback(failed: RoutingDecision, error: BaseException) -> RoutingDecisi
     return None
 
 
-def _check_side(value: Any) -> Side:
+def _check_side(value: Any) -> str:
     if value not in _SIDES:
         raise ValueError(f"{FORCE_KWARG} must be 'strong' or 'weak', got {value!r}")
-    return value
+    return str(value)
 
 
-def _min_known(a: int, b: int, default: int) -> int:
-    """The smaller of two sizes, treating non-positive values as unknown."""
-    known = [v for v in (a, b) if v is not None and v > 0]
+def _min_known(values: Sequence[int | None], default: int) -> int:
+    """The smallest size, treating non-positive values as unknown."""
+    known = [v for v in values if v is not None and v > 0]
     return min(known) if known else default
+
+
+#: The two-model form's options, refused with `models=` (and their N-model counterparts, for the message).
+_TWO_MODEL_ONLY = {
+    "threshold": "lam=, margin=, target_cost= or target_quality=",
+    "strong_fraction": "target_cost= or target_quality=",
+    "strong_kwargs": "model_kwargs={key: {...}}",
+    "weak_kwargs": "model_kwargs={key: {...}}",
+}
+#: The N-model form's options, refused with `strong=`/`weak=`.
+_MULTI_ONLY = (
+    "lam",
+    "margin",
+    "target_cost",
+    "target_quality",
+    "model_map",
+    "costs",
+    "prices",
+    "expected_output_tokens",
+    "model_kwargs",
+)
+
+
+def _given(value: Any) -> bool:
+    """Whether an optional argument was given (None and empty containers mean "not given")."""
+    if value is None:
+        return False
+    if isinstance(value, Mapping | list | tuple) and not value:
+        return False
+    return True
+
+
+def _check_models(models: Any) -> dict[str, LLM]:
+    """Validate `models=`: a mapping of at least two non-empty string keys to llama_index LLMs, in order."""
+    if not isinstance(models, Mapping):
+        raise TypeError(f"models must be a dict of {{key: LLM}}, got {type(models).__name__}")
+    if len(models) < 2:
+        raise ValueError(f"models needs at least two LLMs as {{key: LLM}}, got {len(models)}")
+    out: dict[str, LLM] = {}
+    for key, llm in models.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"models keys must be non-empty strings (the routing keys), got {key!r}")
+        if key in ("auto",):
+            raise ValueError(f"models key {key!r} is reserved ({FORCE_KWARG}='auto' lets the router decide)")
+        if not isinstance(llm, LLM):
+            raise TypeError(f"models[{key!r}] must be a llama_index LLM, got {type(llm).__name__}")
+        out[key] = llm
+    return out
+
+
+def _check_side_kwargs(name: str, value: Any) -> dict[str, Any]:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}")
+    bad = [k for k in (value or {}) if k in _ROUTING_KWARGS]
+    if bad:
+        raise ValueError(f"{name} cannot set the routing argument {bad[0]!r}")
+    return dict(value or {})
+
+
+def _check_model_kwargs(value: Any, models: Mapping[str, LLM]) -> dict[str, dict[str, Any]]:
+    """Validate `model_kwargs=`: {model key: {argument: value}} for keys of `models`."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"model_kwargs must be a dict of {{model key: {{...}}}}, got {type(value).__name__}")
+    out: dict[str, dict[str, Any]] = {}
+    for key, kw in value.items():
+        if key not in models:
+            raise ValueError(
+                f"model_kwargs names {key!r}, which is not a routed model key: use {', '.join(map(repr, models))}"
+            )
+        out[key] = _check_side_kwargs(f"model_kwargs[{key!r}]", kw)
+    return out
+
+
+def _price_entries(table: PriceTable) -> tuple[dict[str, tuple[float, float]], bool]:
+    """A price table as (the entries that are not the defaults, whether the defaults are included)."""
+    with_defaults = all(k in table.prices for k in DEFAULT_PRICES)
+    entries = {
+        k: (p.input, p.output)
+        for k, p in table.prices.items()
+        if not with_defaults or DEFAULT_PRICES.get(k) != p
+    }
+    return entries, with_defaults
+
+
+def _price_table(prices: Any, default_prices: bool) -> PriceTable:
+    if isinstance(prices, PriceTable):
+        return prices
+    if prices is not None and not isinstance(prices, Mapping):
+        raise TypeError(
+            f"prices must be a PriceTable or a dict {{model: (input, output) USD per 1M tokens}}, got "
+            f"{type(prices).__name__}"
+        )
+    table: dict[str, Price | tuple[float, float]] = {}
+    for name, value in (prices or {}).items():
+        if isinstance(value, Price):
+            table[name] = value
+            continue
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ValueError(f"prices[{name!r}] must be (input, output) USD per 1M tokens, got {value!r}")
+        table[name] = (float(value[0]), float(value[1]))
+    return PriceTable(table, include_defaults=bool(default_prices))
 
 
 class RoutedLLM(FunctionCallingLLM):
@@ -218,11 +325,29 @@ class RoutedLLM(FunctionCallingLLM):
     Setting `callback_manager` on the wrapper (as `Settings`, query engines and response synthesizers do)
     also sets it on both inner models, since they are the ones that emit the LLM callback events.
 
+    More than two models: `RoutedLLM(models={"gpt-4o": ..., "mini": ..., "local": ...}, lam=...)` routes each
+    call to one of N LLMs with `routing_core.cost_policy.CostAwarePolicy`: a multi-model router (default
+    `routing_core.registry.DEFAULT_MULTI_ROUTER`) predicts each model's quality for the question, each call is
+    priced (`costs=`, else `prices=` x tokens, else the router's learned cost), and the model maximising
+    `quality - lam * cost` answers (or, with `margin=`, the cheapest within `margin` of the best; `target_cost=`
+    / `target_quality=` calibrate `lam` on the router's reference sample, like `strong_fraction`). The keys are
+    the routing keys: `side` in payloads and events, `routellm_model="local"` forces one, `fallback=["mini",
+    "local"]` lists some (`"other"`: the others, best predicted quality first), `model_kwargs={"local": {...}}`
+    adds per-model arguments. Everything above works the same over the N models (streaming, async, predict,
+    tools and agents, native structured output, one decision per turn, events, pickling and `to_dict`); the
+    payload adds `qualities` (predicted quality per key), `costs` (USD per call per key), `lambda` and `margin`
+    when the router decided; `threshold` and `win_rate` are None. Metadata holds for every model (the smallest
+    context window, function calling only if all support it). The first model is the reference: calls with no
+    text go to it unless `no_text_side` says otherwise, and `RoutingEventHandler` reports savings against it.
+    The two forms are exclusive: `strong=`/`weak=` with `threshold`/`strong_fraction`/`strong_kwargs`/
+    `weak_kwargs`, or `models=` with the options below.
+
     Args:
         strong (LLM): The strong (expensive, better) model.
         weak (LLM): The weak (cheap) model.
         router (Union[str, Router]): A router name (`routing_core.available_routers()`), a checkpoint
-            folder, or a `routing_core.Router`. Defaults to `routing_core.DEFAULT_ROUTER`.
+            folder, or a `routing_core.Router`. Defaults to `routing_core.DEFAULT_ROUTER` (with `models=`: a
+            multi-model router, default `routing_core.registry.DEFAULT_MULTI_ROUTER`).
         threshold (Optional[float]): Win-rate threshold in [0, 1]. Exactly one of `threshold` and
             `strong_fraction` must be given.
         strong_fraction (Optional[float]): Target share of strong calls in [0, 1], turned into a threshold
@@ -230,16 +355,36 @@ class RoutedLLM(FunctionCallingLLM):
         router_kwargs (Optional[dict]): Keyword arguments for `routing_core.load_router` (e.g. `seed`).
         route_template_vars (Sequence[str]): Template variables that hold the user's question in
             `predict`-style calls, tried in order. Default `("query_str",)`.
-        no_text_side (str): Where calls with nothing to route on go: `"strong"` (default) or `"weak"`.
+        no_text_side (str): Where calls with nothing to route on go: `"strong"` (default) or `"weak"` (with
+            `models=`: a model key, default the first).
         fallback (Union[None, str, Sequence[str]]): `None`/`False`/`"none"` (default: errors propagate),
-            `"other"` (the other model answers when the chosen one raises), or a list of sides/model names.
+            `"other"` (the other model answers when the chosen one raises; with `models=`, the others in order
+            of predicted quality), or a list of sides/model keys/model names, tried in that order.
         fallback_on (Union[type, Sequence[type]]): The exception types that fall back (default: `Exception`),
             e.g. `(openai.APIError, TimeoutError)`.
         route_per (str): `"turn"` (default: one decision per agent run / chat-engine turn) or `"call"`.
         strong_kwargs (Optional[dict]): Keyword arguments added to every call sent to the strong model
             (provider-specific ones such as `seed`, `top_k`, `reasoning_effort`); call kwargs win.
         weak_kwargs (Optional[dict]): The same for the weak model.
-        callback_manager (Optional[CallbackManager]): Shared with both inner models when given.
+        callback_manager (Optional[CallbackManager]): Shared with every inner model when given.
+        models (Optional[dict]): The N-model form: routing key -> LLM, in order (at least two).
+        lam (Optional[float]): With `models=`: choose the model maximising quality - lam x USD per call.
+        margin (Optional[float]): With `models=`: the cheapest model within `margin` of the best predicted quality.
+        target_cost (Optional[float]): With `models=`: `lam` set so the average cost per call on the router's
+            reference sample is at most this (USD). Exactly one of `lam`, `margin`, `target_cost`,
+            `target_quality` is given.
+        target_quality (Optional[float]): With `models=`: `lam` set so the average predicted quality on the
+            reference sample is at least this, at the lowest cost.
+        model_map (Optional[dict]): With `models=`: model name (or key) -> the router model to treat it like, for
+            models the router does not know (e.g. `{"local": "llama-3.1-8b-instruct"}`).
+        costs (Optional[dict]): With `models=`: key or model name -> fixed USD per call (overrides prices).
+        prices (Union[PriceTable, dict, None]): With `models=`: `{model name: (input, output) USD per 1M tokens}`
+            added to `routing_core.costs.DEFAULT_PRICES`, or a `PriceTable`.
+        expected_output_tokens (Optional[int]): With `models=`: answer length assumed when pricing a call from
+            prices (default `routing_core.cost_policy.EXPECTED_OUTPUT_TOKENS`).
+        model_kwargs (Optional[dict]): With `models=`: {key: {argument: value}} added to every call of that model
+            (call kwargs win), the N-model `strong_kwargs`/`weak_kwargs`.
+        default_prices (bool): With `models=`: include the default list prices in `prices` (default True).
 
     Examples:
         `pip install "routellm-plugin[llamaindex]" llama-index-llms-openai`
@@ -272,11 +417,32 @@ class RoutedLLM(FunctionCallingLLM):
             fallback="other",
             strong_kwargs={"seed": 7},
         )
+
+        # more than two models: the best predicted quality per dollar, a per-call price for each
+        llm = RoutedLLM(
+            models={
+                "gpt-4o": OpenAI(model="gpt-4o"),
+                "mini": OpenAI(model="gpt-4o-mini"),
+                "local": OpenAILike(model="my-llama", api_base="http://localhost:8000/v1", is_chat_model=True),
+            },
+            target_cost=0.002,  # USD per call on average
+            model_map={"local": "llama-3.1-8b-instruct"},  # the router's name for it
+            costs={"local": 0.0},
+            fallback="other",
+            model_kwargs={"local": {"temperature": 0.1}},
+        )
+        response = llm.chat([ChatMessage(role="user", content="Summarise this paragraph ...")])
+        payload = response.additional_kwargs["routellm"]
+        print(payload["side"], payload["model_name"], payload["qualities"])  # e.g. mini gpt-4o-mini {...}
+        llm.complete("Say hi", routellm_model="local")  # force one
         ```
     """
 
-    strong: SerializeAsAny[LLM] = Field(description="The strong (expensive) LLM.")
-    weak: SerializeAsAny[LLM] = Field(description="The weak (cheap) LLM.")
+    strong: SerializeAsAny[LLM] | None = Field(default=None, description="The strong (expensive) LLM.")
+    weak: SerializeAsAny[LLM] | None = Field(default=None, description="The weak (cheap) LLM.")
+    models: dict[str, SerializeAsAny[LLM]] | None = Field(
+        default=None, description="The N-model form: routing key -> LLM, in order (None for strong/weak)."
+    )
     router: str = Field(
         default=DEFAULT_ROUTER,
         description="Router name or checkpoint path (the router's `name` when a Router object was given).",
@@ -284,14 +450,16 @@ class RoutedLLM(FunctionCallingLLM):
     router_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments given to routing_core.load_router."
     )
-    threshold: float = Field(description="Strong iff win_rate >= threshold.", ge=0.0, le=1.0)
+    threshold: float | None = Field(
+        default=None, description="Strong iff win_rate >= threshold (None with models=).", ge=0.0, le=1.0
+    )
     strong_fraction: float | None = Field(
         default=None, description="Target share of strong calls the threshold was derived from, if any."
     )
     route_template_vars: tuple[str, ...] = Field(
         default=("query_str",), description="Template variables holding the user's question in predict calls."
     )
-    no_text_side: Side = Field(default="strong", description="Side for calls with no text to route on.")
+    no_text_side: str = Field(default="strong", description="Side (or model key) for calls with no text.")
     fallback: str | list[str] | None = Field(
         default=None, description="None (errors propagate), 'other', or a list of sides / model names."
     )
@@ -308,46 +476,123 @@ class RoutedLLM(FunctionCallingLLM):
     weak_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments added to every call of the weak model."
     )
+    lam: float | None = Field(
+        default=None,
+        description="models=: quality - lam * USD per call is maximised (resolved from targets).",
+    )
+    margin: float | None = Field(
+        default=None, description="models=: the cheapest model within margin of the best predicted quality."
+    )
+    target_cost: float | None = Field(
+        default=None, description="models=: the average USD per call lam was calibrated to, if any."
+    )
+    target_quality: float | None = Field(
+        default=None, description="models=: the average predicted quality lam was calibrated to, if any."
+    )
+    model_map: dict[str, str] = Field(
+        default_factory=dict, description="models=: model name or key -> the router model to treat it like."
+    )
+    costs: dict[str, float] = Field(
+        default_factory=dict, description="models=: key or model name -> fixed USD per call."
+    )
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="models=: model name -> (input, output) USD per 1M tokens."
+    )
+    default_prices: bool = Field(default=True, description="models=: the default list prices are included.")
+    expected_output_tokens: int | None = Field(
+        default=None, description="models=: answer tokens assumed when pricing a call from prices."
+    )
+    model_kwargs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="models=: key -> keyword arguments added to every call of it."
+    )
 
     _router: Router = PrivateAttr()
     _router_object: bool = PrivateAttr(default=False)
-    _policy_cache: tuple[tuple[str, str], TwoModelPolicy] | None = PrivateAttr(default=None)
+    _policy_cache: tuple[Any, TwoModelPolicy | CostAwarePolicy] | None = PrivateAttr(default=None)
+    _price_table: PriceTable | None = PrivateAttr(default=None)
     _fallback_sides: tuple[str, ...] | None = PrivateAttr(default=None)
     _fallback_types: tuple[type[BaseException], ...] = PrivateAttr(default=(Exception,))
     _ready: bool = PrivateAttr(default=False)
 
     def __init__(
         self,
-        strong: LLM,
-        weak: LLM,
-        router: str | Path | Router = DEFAULT_ROUTER,
+        strong: LLM | None = None,
+        weak: LLM | None = None,
+        router: str | Path | Router | None = None,
         threshold: float | None = None,
         strong_fraction: float | None = None,
         router_kwargs: dict[str, Any] | None = None,
         route_template_vars: Sequence[str] = ("query_str",),
-        no_text_side: Side = "strong",
+        no_text_side: str | None = None,
         fallback: str | Sequence[str] | bool | None = None,
         fallback_on: type[BaseException] | Sequence[type[BaseException] | str] | None = None,
         route_per: RoutePer = "turn",
         strong_kwargs: dict[str, Any] | None = None,
         weak_kwargs: dict[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
+        *,
+        models: Mapping[str, LLM] | None = None,
+        lam: float | None = None,
+        margin: float | None = None,
+        target_cost: float | None = None,
+        target_quality: float | None = None,
+        model_map: Mapping[str, str] | None = None,
+        costs: Mapping[str, float] | None = None,
+        prices: PriceTable | Mapping[str, Price | tuple[float, float]] | None = None,
+        expected_output_tokens: int | None = None,
+        model_kwargs: Mapping[str, dict[str, Any]] | None = None,
+        default_prices: bool = True,
         **kwargs: Any,
     ) -> None:
-        for side, llm in (("strong", strong), ("weak", weak)):
-            if not isinstance(llm, LLM):
-                raise TypeError(f"{side} must be a llama_index LLM, got {type(llm).__name__}")
-        _check_side(no_text_side)
+        if models is not None:
+            if strong is not None or weak is not None:
+                raise ValueError(
+                    "RoutedLLM takes either strong= and weak= (two models, a win-rate threshold) or "
+                    "models={key: LLM, ...} (two or more, by predicted quality and cost), not both"
+                )
+            for name, value in (
+                ("threshold", threshold),
+                ("strong_fraction", strong_fraction),
+                ("strong_kwargs", strong_kwargs),
+                ("weak_kwargs", weak_kwargs),
+            ):
+                if _given(value):
+                    raise ValueError(
+                        f"RoutedLLM(models=...) routes by predicted quality and cost: {name}= belongs to the "
+                        f"two-model form (strong=, weak=); use {_TWO_MODEL_ONLY[name]}"
+                    )
+        else:
+            if strong is None or weak is None:
+                raise TypeError(
+                    "RoutedLLM needs strong= and weak= (two LLMs), or models={key: LLM, ...} (two or more)"
+                )
+            multi_given = {
+                "lam": lam,
+                "margin": margin,
+                "target_cost": target_cost,
+                "target_quality": target_quality,
+                "model_map": model_map,
+                "costs": costs,
+                "prices": prices,
+                "expected_output_tokens": expected_output_tokens,
+                "model_kwargs": model_kwargs,
+            }
+            for name in _MULTI_ONLY:
+                if _given(multi_given[name]):
+                    raise ValueError(
+                        f"{name}= belongs to the N-model form, RoutedLLM(models={{key: LLM, ...}}, ...); with "
+                        "strong= and weak= use threshold= or strong_fraction= (and strong_kwargs=/weak_kwargs=)"
+                    )
+            for side, llm in (("strong", strong), ("weak", weak)):
+                if not isinstance(llm, LLM):
+                    raise TypeError(f"{side} must be a llama_index LLM, got {type(llm).__name__}")
+            _check_side("strong" if no_text_side is None else no_text_side)
         if route_per not in _ROUTE_PER:
             raise ValueError(f"route_per must be 'turn' or 'call', got {route_per!r}")
-        side_kwargs = {}
-        for name, value in (("strong_kwargs", strong_kwargs), ("weak_kwargs", weak_kwargs)):
-            if value is not None and not isinstance(value, dict):
-                raise TypeError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}")
-            bad = [k for k in (value or {}) if k in _ROUTING_KWARGS]
-            if bad:
-                raise ValueError(f"{name} cannot set the routing argument {bad[0]!r}")
-            side_kwargs[name] = dict(value or {})
+        side_kwargs = {
+            "strong_kwargs": _check_side_kwargs("strong_kwargs", strong_kwargs),
+            "weak_kwargs": _check_side_kwargs("weak_kwargs", weak_kwargs),
+        }
         fallback_types = check_fallback_on(
             None
             if fallback_on is None
@@ -362,30 +607,79 @@ class RoutedLLM(FunctionCallingLLM):
         if isinstance(route_template_vars, str):
             route_template_vars = (route_template_vars,)
         router_kwargs = dict(router_kwargs or {})
+        if router is None:
+            router = DEFAULT_MULTI_ROUTER if models is not None else DEFAULT_ROUTER
         router_obj = load_router(router, **router_kwargs)
-        threshold = resolve_threshold(router_obj, threshold, strong_fraction, "RoutedLLM")
-        if strong_fraction is not None:
-            strong_fraction = check_strong_fraction(strong_fraction)
         router_name = str(router) if isinstance(router, str | Path) else router_obj.name
-        super().__init__(
-            strong=strong,
-            weak=weak,
-            router=router_name,
-            router_kwargs=router_kwargs,
-            threshold=threshold,
-            strong_fraction=strong_fraction,
-            route_template_vars=tuple(route_template_vars),
-            no_text_side=no_text_side,
-            fallback=fallback,
-            fallback_on=[_exception_name(t) for t in fallback_types],
-            route_per=route_per,
-            strong_kwargs=side_kwargs["strong_kwargs"],
-            weak_kwargs=side_kwargs["weak_kwargs"],
-            callback_manager=callback_manager or CallbackManager([]),
-            **kwargs,
-        )
+        common: dict[str, Any] = {
+            "router": router_name,
+            "router_kwargs": router_kwargs,
+            "route_template_vars": tuple(route_template_vars),
+            "fallback": fallback,
+            "fallback_on": [_exception_name(t) for t in fallback_types],
+            "route_per": route_per,
+            "callback_manager": callback_manager or CallbackManager([]),
+        }
+        multi_policy: CostAwarePolicy | None = None
+        table: PriceTable | None = None
+        if models is not None:
+            llms = _check_models(models)
+            per_model = _check_model_kwargs(model_kwargs, llms)
+            table = _price_table(prices, default_prices)
+            entries, with_defaults = _price_entries(table)
+            names = {k: llm.metadata.model_name for k, llm in llms.items()}
+            eot = EXPECTED_OUTPUT_TOKENS if expected_output_tokens is None else expected_output_tokens
+            multi_policy = CostAwarePolicy(
+                router_obj,
+                names,
+                lam=lam,
+                margin=margin,
+                target_cost=target_cost,
+                target_quality=target_quality,
+                model_map=dict(model_map or {}),
+                costs=dict(costs or {}),
+                prices=table,
+                expected_output_tokens=eot,
+                no_text_side=no_text_side,
+                router_name=router_name,
+                owner="RoutedLLM",
+            )
+            super().__init__(
+                models=llms,
+                no_text_side=multi_policy.no_text_side,
+                lam=multi_policy.lam,
+                margin=multi_policy.margin,
+                target_cost=multi_policy.target_cost,
+                target_quality=multi_policy.target_quality,
+                model_map=dict(multi_policy.model_map),
+                costs=dict(costs or {}),
+                prices=entries,
+                default_prices=with_defaults,
+                expected_output_tokens=multi_policy.expected_output_tokens,
+                model_kwargs=per_model,
+                **common,
+                **kwargs,
+            )
+        else:
+            threshold = resolve_threshold(router_obj, threshold, strong_fraction, "RoutedLLM")
+            if strong_fraction is not None:
+                strong_fraction = check_strong_fraction(strong_fraction)
+            super().__init__(
+                strong=strong,
+                weak=weak,
+                threshold=threshold,
+                strong_fraction=strong_fraction,
+                no_text_side="strong" if no_text_side is None else no_text_side,
+                strong_kwargs=side_kwargs["strong_kwargs"],
+                weak_kwargs=side_kwargs["weak_kwargs"],
+                **common,
+                **kwargs,
+            )
         self._router = router_obj
         self._router_object = not isinstance(router, str | Path)
+        self._price_table = table
+        if multi_policy is not None:
+            self._policy_cache = (self._multi_policy_key(), multi_policy)
         self._fallback_types = fallback_types
         self._fallback_sides = self.policy.fallback_sides(fallback)  # validated once, here
         if callback_manager is not None:
@@ -408,11 +702,35 @@ class RoutedLLM(FunctionCallingLLM):
                     f"picklable ({type(e).__name__}: {e}); give the router by name or checkpoint folder "
                     "(RoutedLLM(router='difficulty' or '/path/to/checkpoint')) or make the router picklable"
                 ) from e
+        router = self._router if self._router_object else self.router
+        if self.models is not None:
+            return {
+                "routellm_init": {
+                    "models": dict(self.models),
+                    "router": router,
+                    "router_kwargs": dict(self.router_kwargs),
+                    "lam": self.lam,
+                    "margin": self.margin,
+                    "model_map": dict(self.model_map),
+                    "costs": dict(self.costs),
+                    "prices": self._price_table,
+                    "expected_output_tokens": self.expected_output_tokens,
+                    "route_template_vars": tuple(self.route_template_vars),
+                    "no_text_side": self.no_text_side,
+                    "fallback": self.fallback,
+                    "fallback_on": self._fallback_types,
+                    "route_per": self.route_per,
+                    "model_kwargs": {k: dict(v) for k, v in self.model_kwargs.items()},
+                    "callback_manager": self.callback_manager,
+                },
+                "strong_fraction": None,
+                "targets": {"target_cost": self.target_cost, "target_quality": self.target_quality},
+            }
         return {
             "routellm_init": {
                 "strong": self.strong,
                 "weak": self.weak,
-                "router": self._router if self._router_object else self.router,
+                "router": router,
                 "router_kwargs": dict(self.router_kwargs),
                 "threshold": self.threshold,
                 "route_template_vars": tuple(self.route_template_vars),
@@ -435,6 +753,8 @@ class RoutedLLM(FunctionCallingLLM):
         self.__init__(**state["routellm_init"])  # type: ignore[misc]
         # informational: the threshold was derived from it (pydantic validates the assignment)
         self.__dict__["strong_fraction"] = state["strong_fraction"]
+        for name, value in (state.get("targets") or {}).items():  # informational: lam was calibrated to them
+            self.__dict__[name] = value
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -442,7 +762,7 @@ class RoutedLLM(FunctionCallingLLM):
             self._share_callback_manager()
 
     def _share_callback_manager(self) -> None:
-        for llm in (self.strong, self.weak):
+        for llm in self._llms().values():
             llm.callback_manager = self.callback_manager
 
     @classmethod
@@ -456,16 +776,19 @@ class RoutedLLM(FunctionCallingLLM):
 
         Inner models stored as dicts are rebuilt with `llama_index.core.llms.loading.load_llm` (which knows
         `MockLLM`, `OpenAI`, `AzureOpenAI`, ...). Pass `strong=`/`weak=` (LLM objects) for the others, and
-        `router=` for a custom Router object.
+        `router=` for a custom Router object. In the N-model form, `models={key: LLM}` replaces the stored
+        models of those keys (the others are rebuilt from the dict).
 
         Examples:
             ```python
             data = llm.to_dict()
             same = RoutedLLM.from_dict(data, strong=my_strong_llm, weak=my_weak_llm)
+            same_n = RoutedLLM.from_dict(data_n, models={"local": my_local_llm})
             ```
         """
         from llama_index.core.llms.loading import load_llm
 
+        given_models = kwargs.pop("models", None)
         data = dict(data)
         data.update(kwargs)
         data.pop("class_name", None)
@@ -479,9 +802,30 @@ class RoutedLLM(FunctionCallingLLM):
                         f"cannot rebuild the {side} LLM ({value.get('class_name')!r}) from a dict: {e}; "
                         f"pass it again, e.g. RoutedLLM.from_dict(data, {side}=<LLM>)"
                     ) from e
+        stored = data.get("models")
+        if stored is not None or given_models is not None:
+            merged: dict[str, Any] = {}
+            for key, value in {**(stored or {}), **(given_models or {})}.items():
+                if given_models is not None and key in given_models:
+                    merged[key] = given_models[key]
+                elif isinstance(value, dict):
+                    try:
+                        merged[key] = load_llm(value)
+                    except ValueError as e:
+                        raise ValueError(
+                            f"cannot rebuild the model {key!r} ({value.get('class_name')!r}) from a dict: {e}; "
+                            f"pass it again, e.g. RoutedLLM.from_dict(data, models={{{key!r}: <LLM>}})"
+                        ) from e
+                else:
+                    merged[key] = value
+            data["models"] = merged
         strong_fraction = data.get("strong_fraction")
         if data.get("threshold") is not None:
             data.pop("strong_fraction", None)  # the stored threshold is authoritative
+        targets = {k: data.get(k) for k in ("target_cost", "target_quality")}
+        if data.get("lam") is not None:  # likewise the stored lambda
+            data.pop("target_cost", None)
+            data.pop("target_quality", None)
         try:
             out = cls(**data)
         except UnknownRouterError as e:
@@ -493,6 +837,9 @@ class RoutedLLM(FunctionCallingLLM):
             ) from e
         if strong_fraction is not None and data.get("threshold") is not None:
             out.__dict__["strong_fraction"] = strong_fraction
+        if data.get("lam") is not None:
+            for name, value in targets.items():
+                out.__dict__[name] = value
         return out
 
     # -- metadata ---------------------------------------------------------------------------------------
@@ -501,32 +848,34 @@ class RoutedLLM(FunctionCallingLLM):
     def metadata(self) -> LLMMetadata:
         """Metadata that holds for whichever model answers.
 
-        The context window and output size are the smaller of the two; function calling only if both
-        models support it; `is_chat_model` only if both are chat models (prompt templates chosen from this
-        flag then fit either model, and `predict`/`stream` format prompts for the model actually chosen).
+        The context window and output size are the smallest of the models'; function calling only if every
+        model supports it; `is_chat_model` only if all are chat models (prompt templates chosen from this
+        flag then fit any model, and `predict`/`stream` format prompts for the model actually chosen).
         """
-        s, w = self.strong.metadata, self.weak.metadata
-        if not (s.is_function_calling_model and w.is_function_calling_model):
-            self._check_not_in_function_agent(s, w)
+        llms = self._llms()
+        mds = {side: llm.metadata for side, llm in llms.items()}
+        function_calling = all(
+            md.is_function_calling_model and isinstance(llms[side], FunctionCallingLLM)
+            for side, md in mds.items()
+        )
+        if not function_calling:
+            self._check_not_in_function_agent(mds)
+        roles = {md.system_role for md in mds.values()}
+        first = next(iter(mds.values()))
         return LLMMetadata(
-            context_window=_min_known(s.context_window, w.context_window, DEFAULT_CONTEXT_WINDOW),
-            num_output=_min_known(s.num_output, w.num_output, DEFAULT_NUM_OUTPUTS),
-            is_chat_model=bool(s.is_chat_model and w.is_chat_model),
-            is_function_calling_model=bool(
-                s.is_function_calling_model
-                and w.is_function_calling_model
-                and isinstance(self.strong, FunctionCallingLLM)
-                and isinstance(self.weak, FunctionCallingLLM)
-            ),
-            model_name=f"routellm[{self.router}]({s.model_name}|{w.model_name})",
-            system_role=s.system_role if s.system_role == w.system_role else MessageRole.SYSTEM,
+            context_window=_min_known([md.context_window for md in mds.values()], DEFAULT_CONTEXT_WINDOW),
+            num_output=_min_known([md.num_output for md in mds.values()], DEFAULT_NUM_OUTPUTS),
+            is_chat_model=all(md.is_chat_model for md in mds.values()),
+            is_function_calling_model=function_calling,
+            model_name=f"routellm[{self.router}]({'|'.join(md.model_name for md in mds.values())})",
+            system_role=first.system_role if len(roles) == 1 else MessageRole.SYSTEM,
         )
 
-    def _check_not_in_function_agent(self, s: LLMMetadata, w: LLMMetadata) -> None:
-        """Inside a `FunctionAgent` run that uses this LLM, a side without function calling is our error.
+    def _check_not_in_function_agent(self, mds: Mapping[str, LLMMetadata]) -> None:
+        """Inside a `FunctionAgent` run that uses this LLM, a model without function calling is our error.
 
         `FunctionAgent` reads `metadata.is_function_calling_model` and would fail with "LLM must be a
-        FunctionCallingLLM"; say which side lacks it and what to do instead.
+        FunctionCallingLLM"; say which model lacks it and what to do instead.
         """
         turn = current_turn()
         if turn is None or turn.kind != "agent":
@@ -539,31 +888,91 @@ class RoutedLLM(FunctionCallingLLM):
         )
         if not any(isinstance(a, FunctionAgent) and a.llm is self for a in agents):
             return
+        llms = self._llms()
         lacking = [
-            f"the {side} model ({md.model_name}, {type(llm).__name__})"
-            for side, md, llm in (("strong", s, self.strong), ("weak", w, self.weak))
-            if not (md.is_function_calling_model and isinstance(llm, FunctionCallingLLM))
+            f"the {side if self.models is None else repr(side)} model ({md.model_name}, {type(llms[side]).__name__})"
+            for side, md in mds.items()
+            if not (md.is_function_calling_model and isinstance(llms[side], FunctionCallingLLM))
         ]
+        if self.models is None:
+            raise ValueError(
+                f"RoutedLLM in a FunctionAgent: {' and '.join(lacking)} does not support function calling, and "
+                "either side may be chosen for a step. Use two function-calling models, or a ReActAgent (it "
+                "works with any model), or route only function-calling models."
+            )
         raise ValueError(
-            f"RoutedLLM in a FunctionAgent: {' and '.join(lacking)} does not support function calling, and "
-            "either side may be chosen for a step. Use two function-calling models, or a ReActAgent (it works "
-            "with any model), or route only function-calling models."
+            f"RoutedLLM in a FunctionAgent: {', '.join(lacking)} {'does' if len(lacking) == 1 else 'do'} not "
+            "support function calling, and any routed model may be chosen for a step. Route only "
+            "function-calling models, or use a ReActAgent (it works with any model)."
         )
 
     def get_router(self) -> Router:
         """The `routing_core.Router` in use."""
         return self._router
 
-    def llm_for(self, side: Side) -> LLM:
-        """The inner LLM of `side` (`"strong"` or `"weak"`)."""
-        return self.strong if _check_side(side) == "strong" else self.weak
+    def _llms(self) -> dict[str, LLM]:
+        """Every routed LLM by side (`{"strong": ..., "weak": ...}`) or model key (`models=`), in order."""
+        if self.models is not None:
+            return self.models
+        assert self.strong is not None and self.weak is not None
+        return {"strong": self.strong, "weak": self.weak}
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The routing keys: `("strong", "weak")`, or the keys of `models`, in order."""
+        return tuple(self.models) if self.models is not None else _SIDES
+
+    def llm_for(self, side: str) -> LLM:
+        """The inner LLM of `side` (`"strong"` or `"weak"`; with `models=`, a model key)."""
+        if self.models is None:
+            llm = self.strong if _check_side(side) == "strong" else self.weak
+            assert llm is not None
+            return llm
+        if side not in self.models:
+            raise ValueError(
+                f"{side!r} is not a routed model: use one of {', '.join(map(repr, self.models))}"
+            )
+        return self.models[side]
 
     # -- decisions --------------------------------------------------------------------------------------
 
+    def _multi_policy_key(self) -> tuple[Any, ...]:
+        assert self.models is not None
+        names = tuple((k, llm.metadata.model_name) for k, llm in self.models.items())
+        return (names, self.lam, self.margin, self.no_text_side)
+
     @property
-    def policy(self) -> TwoModelPolicy:
-        """The routing policy (routing_core.policy) making every decision; rebuilt if a model's name changes."""
+    def policy(self) -> TwoModelPolicy | CostAwarePolicy:
+        """The routing policy (routing_core.policy) making every decision; rebuilt if a model's name changes.
+
+        `TwoModelPolicy` for `strong=`/`weak=`; `routing_core.cost_policy.CostAwarePolicy` for `models=`.
+        """
+        if self.models is not None:
+            key = self._multi_policy_key()
+            cached = self._policy_cache
+            if cached is None or cached[0] != key:
+                table = self._price_table or _price_table(self.prices, self.default_prices)
+                policy: TwoModelPolicy | CostAwarePolicy = CostAwarePolicy(
+                    self._router,
+                    dict(key[0]),
+                    lam=self.lam if self.margin is None else None,
+                    margin=self.margin,
+                    model_map=dict(self.model_map),
+                    costs=dict(self.costs),
+                    prices=table,
+                    expected_output_tokens=(
+                        EXPECTED_OUTPUT_TOKENS
+                        if self.expected_output_tokens is None
+                        else self.expected_output_tokens
+                    ),
+                    no_text_side=self.no_text_side,
+                    router_name=self.router,
+                    owner="RoutedLLM",
+                )
+                cached = self._policy_cache = (key, policy)
+            return cached[1]
         # Each model's metadata is read once per call (it is a computed property on most LLMs).
+        assert self.strong is not None and self.weak is not None
         names = (self.strong.metadata.model_name, self.weak.metadata.model_name)
         cached = self._policy_cache
         if cached is None or cached[0] != names or cached[1].threshold != self.threshold:
@@ -581,6 +990,11 @@ class RoutedLLM(FunctionCallingLLM):
 
     def _wrap(self, decision: Decision, turn_id: str | None = None) -> RoutingDecision:
         policy = self.policy
+        if self.models is not None:
+            names = policy.model_names
+            return RoutingDecision.from_policy(
+                decision, names[policy.sides[0]], "", turn_id=turn_id, models=names
+            )
         return RoutingDecision.from_policy(
             decision, policy.model_names["strong"], policy.model_names["weak"], turn_id=turn_id
         )
@@ -731,6 +1145,8 @@ class RoutedLLM(FunctionCallingLLM):
     # -- calling the chosen model ------------------------------------------------------------------------
 
     def _side_kwargs(self, side: str) -> dict[str, Any]:
+        if self.models is not None:
+            return self.model_kwargs.get(side) or {}
         return self.strong_kwargs if side == "strong" else self.weak_kwargs
 
     def _call_kwargs(self, side: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -746,8 +1162,19 @@ class RoutedLLM(FunctionCallingLLM):
         if match is None or match.group(1) not in kwargs:
             return None
         name = match.group(1)
-        llm = self.llm_for(side)  # type: ignore[arg-type]
+        llm = self.llm_for(side)
         model = llm.metadata.model_name
+        if self.models is not None:
+            origin = f"model_kwargs[{side!r}]" if name in self._side_kwargs(side) else "this call"
+            return RoutedArgumentError(
+                f"the {side!r} model ({model}, {type(llm).__name__}) does not accept the argument {name!r} "
+                f"(from {origin}); the router sent this call to it. Pass provider-specific arguments per model: "
+                f"RoutedLLM(..., model_kwargs={{{side!r}: {{...}}}}) for that model only. "
+                f"({type(error).__name__}: {error})",
+                name,
+                side,
+                model,
+            )
         origin = f"{side}_kwargs" if name in self._side_kwargs(side) else "this call"
         return RoutedArgumentError(
             f"the {side} model ({model}, {type(llm).__name__}) does not accept the argument {name!r} "
@@ -1213,9 +1640,15 @@ class RoutedLLM(FunctionCallingLLM):
 
     # -- tool calling: decide first, then let the chosen model format, validate and parse ----------------
 
-    def _function_calling_llm(self, side: Side) -> FunctionCallingLLM:
+    def _function_calling_llm(self, side: str) -> FunctionCallingLLM:
         llm = self.llm_for(side)
         if not isinstance(llm, FunctionCallingLLM) or not llm.metadata.is_function_calling_model:
+            if self.models is not None:
+                raise ValueError(
+                    f"the {side!r} model ({llm.metadata.model_name}, {type(llm).__name__}) does not support "
+                    "function calling, so RoutedLLM cannot send it tools; route only function-calling models, "
+                    f"or force one with {FORCE_KWARG}=..."
+                )
             raise ValueError(
                 f"the {side} model ({llm.metadata.model_name}, {type(llm).__name__}) does not support "
                 "function calling, so RoutedLLM cannot send it tools; use two function-calling models, or "
@@ -1299,15 +1732,15 @@ class RoutedLLM(FunctionCallingLLM):
             **{**kwargs, DECISION_KWARG: decision},
         )
 
-    def _side_of(self, response: ChatResponse) -> Side:
+    def _side_of(self, response: ChatResponse) -> str:
         payload = (response.additional_kwargs or {}).get(PAYLOAD_KEY)
         if payload is None:
-            # not produced through this wrapper (e.g. an empty placeholder): the strong model parses it
-            return "strong"
+            # not produced through this wrapper (e.g. an empty placeholder): the strong (first) model parses it
+            return self.sides[0]
         side = payload.get("side") if isinstance(payload, dict) else None
-        if side not in _SIDES:
+        if side not in self.sides:
             raise ValueError(f"response has a malformed {PAYLOAD_KEY!r} payload: {payload!r}")
-        return side  # type: ignore[return-value]
+        return str(side)
 
     def _validate_chat_with_tools_response(
         self,
@@ -1444,6 +1877,11 @@ class RoutedLLM(FunctionCallingLLM):
         return result
 
     def __repr__(self) -> str:
+        if self.models is not None:
+            names = {k: llm.metadata.model_name for k, llm in self.models.items()}
+            knob = f"lam={self.lam!r}" if self.margin is None else f"margin={self.margin!r}"
+            return f"RoutedLLM(models={names!r}, router={self.router!r}, {knob})"
+        assert self.strong is not None and self.weak is not None
         return (
             f"RoutedLLM(strong={self.strong.metadata.model_name!r}, weak={self.weak.metadata.model_name!r}, "
             f"router={self.router!r}, threshold={self.threshold:.4f})"
