@@ -60,8 +60,10 @@ def main() -> int:
         length = LinearQualityRouter(inputs="length").fit([train], [None])
         models = {m: m for m in test.models}
 
-        def scored(router: object, emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-            return CostAwarePolicy(router, models, lam=0.0, prices=no_prices).score_many(test.prompts, emb)
+        def scored(
+            router: object, emb: np.ndarray | None, models: dict = models, prompts: list = test.prompts
+        ) -> tuple[np.ndarray, np.ndarray]:
+            return CostAwarePolicy(router, models, lam=0.0, prices=no_prices).score_many(prompts, emb)
 
         _, cost = scored(knn, e_test)
         rng = np.random.default_rng(args.seed)
