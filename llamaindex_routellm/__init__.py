@@ -1,10 +1,12 @@
-"""LlamaIndex integration: RoutedLLM routes every call to a strong or a weak LLM.
+"""LlamaIndex integration: RoutedLLM routes every call to a strong or a weak LLM, or to one of N LLMs by predicted
+quality and cost.
 
 Examples:
     ```python
     from llamaindex_routellm import RoutedLLM
 
     llm = RoutedLLM(strong=strong_llm, weak=weak_llm, strong_fraction=0.3)
+    llm = RoutedLLM(models={"gpt-4o": big_llm, "mini": mid_llm, "local": small_llm}, target_cost=0.002)
     ```
 """
 

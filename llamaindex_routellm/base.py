@@ -332,7 +332,7 @@ class RoutedLLM(FunctionCallingLLM):
     `quality - lam * cost` answers (or, with `margin=`, the cheapest within `margin` of the best; `target_cost=`
     / `target_quality=` calibrate `lam` on the router's reference sample, like `strong_fraction`). The keys are
     the routing keys: `side` in payloads and events, `routellm_model="local"` forces one, `fallback=["mini",
-    "local"]` lists some (`"other"`: the others, best predicted quality first), `model_kwargs={"local": {...}}`
+    "local"]` restricts it to some (tried, like `"other"`, best predicted quality first), `model_kwargs={"local": {...}}`
     adds per-model arguments. Everything above works the same over the N models (streaming, async, predict,
     tools and agents, native structured output, one decision per turn, events, pickling and `to_dict`); the
     payload adds `qualities` (predicted quality per key), `costs` (USD per call per key), `lambda` and `margin`
@@ -358,8 +358,9 @@ class RoutedLLM(FunctionCallingLLM):
         no_text_side (str): Where calls with nothing to route on go: `"strong"` (default) or `"weak"` (with
             `models=`: a model key, default the first).
         fallback (Union[None, str, Sequence[str]]): `None`/`False`/`"none"` (default: errors propagate),
-            `"other"` (the other model answers when the chosen one raises; with `models=`, the others in order
-            of predicted quality), or a list of sides/model keys/model names, tried in that order.
+            `"other"` (the other model answers when the chosen one raises; with `models=`, the others, best
+            predicted quality first), or a list of sides/model keys/model names: the models a fallback may use
+            (with `models=`, also tried best predicted quality first: the policy's `fallback_order`).
         fallback_on (Union[type, Sequence[type]]): The exception types that fall back (default: `Exception`),
             e.g. `(openai.APIError, TimeoutError)`.
         route_per (str): `"turn"` (default: one decision per agent run / chat-engine turn) or `"call"`.
@@ -418,16 +419,23 @@ class RoutedLLM(FunctionCallingLLM):
             strong_kwargs={"seed": 7},
         )
 
-        # more than two models: the best predicted quality per dollar, a per-call price for each
+        # more than two models: the best predicted quality per dollar (the bundled multi-model router)
+        from llama_index.llms.openai_like import OpenAILike  # pip install llama-index-llms-openai-like
+
         llm = RoutedLLM(
             models={
                 "gpt-4o": OpenAI(model="gpt-4o"),
                 "mini": OpenAI(model="gpt-4o-mini"),
                 "local": OpenAILike(model="my-llama", api_base="http://localhost:8000/v1", is_chat_model=True),
             },
-            target_cost=0.002,  # USD per call on average
-            model_map={"local": "llama-3.1-8b-instruct"},  # the router's name for it
-            costs={"local": 0.0},
+            target_cost=0.002,  # USD per call on average, on the router's reference sample
+            # the router's names for the models (its model card lists the ones it knows)
+            model_map={
+                "gpt-4o": "gpt-4o-2024-08-06",
+                "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+                "local": "llama-3.1-8b-instruct",
+            },
+            costs={"local": 0.0},  # USD per call; the others are priced from the default price table
             fallback="other",
             model_kwargs={"local": {"temperature": 0.1}},
         )
@@ -1245,7 +1253,7 @@ class RoutedLLM(FunctionCallingLLM):
 
         Args:
             messages (Sequence[ChatMessage]): The conversation; must not be empty.
-            kwargs (Any): Passed to the chosen model; `routellm_model="strong"|"weak"` forces a side.
+            kwargs (Any): Passed to the chosen model; `routellm_model="strong"|"weak"` (or a model key) forces a side.
 
         Returns:
             ChatResponse: The chosen model's response, with the decision in `additional_kwargs["routellm"]`.
@@ -1349,7 +1357,7 @@ class RoutedLLM(FunctionCallingLLM):
             prompt (str): The prompt; it is also what the router scores (inside an agent or chat-engine
                 turn: the turn's user message).
             formatted (bool): Whether the prompt is already formatted for the model.
-            kwargs (Any): Passed to the chosen model; `routellm_model="strong"|"weak"` forces a side.
+            kwargs (Any): Passed to the chosen model; `routellm_model="strong"|"weak"` (or a model key) forces a side.
 
         Examples:
             ```python

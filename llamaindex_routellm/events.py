@@ -74,7 +74,9 @@ def _check_event_side(side: str, models: dict[str, str] | None) -> None:
         if side not in ("strong", "weak"):
             raise ValueError(f"side must be 'strong' or 'weak' (or a key of models=), got {side!r}")
     elif side not in models:
-        raise ValueError(f"side must be one of the routed models {', '.join(map(repr, models))}, got {side!r}")
+        raise ValueError(
+            f"side must be one of the routed models {', '.join(map(repr, models))}, got {side!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,13 +373,15 @@ class RoutingEventHandler(BaseEventHandler):
 
     With more than two models (`RoutedLLM(models={...})`) the totals are per model key: when the first event it
     sees comes from such an LLM, the ledger lists that LLM's keys (in order) instead of strong/weak, and the
-    savings are against always calling the first model.
+    savings are against always calling the first model (or `strong_model`).
 
     Args:
         price_table (PriceTable): Prices per model name (`routing_core.costs.PriceTable`); the default knows
             common OpenAI/Anthropic/Llama list prices. Pass your own for other or negotiated prices.
         max_decisions (Optional[int]): How many recent `RoutingDecisionEvent`s to keep in `decisions`
             (default 1000; `None` keeps all; 0 keeps none).
+        strong_model (Optional[str]): The model name the savings are computed against ("what if every call had
+            gone to it"); default: the strong model (with more than two models, the first one).
 
     Examples:
         ```python
@@ -396,6 +400,7 @@ class RoutingEventHandler(BaseEventHandler):
 
     price_table: PriceTable = Field(default_factory=PriceTable, description="Prices per model name.")
     max_decisions: int | None = Field(default=1000, description="How many recent decisions to keep.")
+    strong_model: str | None = Field(default=None, description="The model name savings are computed against.")
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _ledger: CostLedger = PrivateAttr()
@@ -420,7 +425,7 @@ class RoutingEventHandler(BaseEventHandler):
     def reset(self) -> None:
         """Forget every total and kept decision."""
         with self._lock:
-            self._ledger = CostLedger(self.price_table)
+            self._ledger = CostLedger(self.price_table, strong_model=self.strong_model)
             self._fresh = True
             self._decisions = deque(maxlen=self.max_decisions)
 
@@ -431,7 +436,9 @@ class RoutingEventHandler(BaseEventHandler):
                 return
             self._fresh = False
             if models:
-                self._ledger = CostLedger(self.price_table, sides=tuple(models))
+                self._ledger = CostLedger(
+                    self.price_table, strong_model=self.strong_model, sides=tuple(models)
+                )
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         """Update totals from a `RoutingDecisionEvent` or `RoutedCallEndEvent`; ignore other events."""

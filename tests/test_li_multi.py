@@ -481,6 +481,23 @@ def test_the_event_handler_keeps_a_ledger_per_model() -> None:
     assert "llama-3.1-8b-instruct" in str(s)
 
 
+def test_the_savings_baseline_can_be_another_model() -> None:
+    models = {
+        "gpt-4o": ScriptedLLM(model_name="gpt-4o"),
+        "mini": ScriptedLLM(model_name="gpt-4o-mini"),
+        "local": ScriptedLLM(model_name="llama-3.1-8b-instruct"),
+    }
+    r = KeywordQualityRouter(
+        models=("gpt-4o", "gpt-4o-mini", "llama-3.1-8b-instruct"), rules=RULES, default=DEFAULT_Q
+    )
+    llm = RoutedLLM(models=models, router=r, costs={"gpt-4o": 1e-2, "mini": 1e-3, "local": 1e-4}, lam=10.0)
+    with attached(RoutingEventHandler(strong_model="gpt-4o-mini")) as handler:
+        llm.chat(user(HARD))
+        llm.chat(user(EASY))
+    s = handler.summary()
+    assert s.strong_model == "gpt-4o-mini" and s.saved is not None and s.saved < 0  # gpt-4o costs more
+
+
 def test_a_two_model_handler_is_unchanged_by_the_n_model_form() -> None:
     with attached(RoutingEventHandler()) as handler:
         pass
