@@ -276,6 +276,12 @@ def main() -> int:
         "|---|---|",
     ]
     lines += [f"| {n} | {s} |" for n, s in timing.items()]
+    multi = ROOT / "docs" / "results_multi.md"  # written by benchmarks/multi_model.py; kept on regeneration
+    if multi.is_file():
+        lines += [
+            "",
+            multi.read_text(encoding="utf-8").replace("# More than two models", "## More than two models", 1),
+        ]
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     raw = {b: [r.to_dict() for r in res] for b, res in results.items()}
     for rs in raw.values():

@@ -253,10 +253,11 @@ class CostAwarePolicy(RoutingPolicy):
         return self.sides[j], None, extra
 
     def fallback_order(self, decision: Decision, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
-        """After a failure: the other allowed models, best predicted quality first (the given order without one)."""
+        """After a failure: with `fallback="other"`, the other models best predicted quality first; a list the
+        user gave is tried in its own order (a list naming every model in the `models` order means "other")."""
         rest = super().fallback_order(decision, allowed)
         qualities = decision.extra.get("qualities") if decision.extra else None
-        if not isinstance(qualities, Mapping):
+        if allowed != self.sides or not isinstance(qualities, Mapping):
             return rest
         return tuple(sorted(rest, key=lambda k: -float(qualities.get(k, 0.0))))
 

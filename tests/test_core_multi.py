@@ -291,3 +291,19 @@ def test_cli_eval_multi_writes_curve_json_and_plot(tmp_path: Path) -> None:
     assert plot.stat().st_size > 1000 and "AIQ" in proc.stdout
     bad = subprocess.run([*cmd, "--router", "random"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "multi-model router" in bad.stderr
+
+
+def test_undated_names_resolve_to_the_latest_dated_snapshot() -> None:
+    r = KeywordQualityRouter(models=("gpt-4o-2024-05-13", "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "x"))
+    assert r.models[r.model_index("gpt-4o")] == "gpt-4o-2024-08-06"
+    assert r.models[r.model_index("gpt-4o-mini")] == "gpt-4o-mini-2024-07-18"
+    with pytest.raises(UnknownModelError):
+        r.model_index("gpt-4")
+
+
+def test_a_fallback_list_keeps_its_order() -> None:
+    r = KeywordQualityRouter(rules={"x": [0.2, 0.5, 0.9]})
+    p = CostAwarePolicy(r, MODELS, lam=0.0)
+    d = p.decide("x", forced="big")
+    assert p.fallback_order(d, p.fallback_sides(["small", "mid"])) == ("small", "mid")
+    assert p.fallback_order(d, p.fallback_sides(["mid", "small"])) == ("mid", "small")

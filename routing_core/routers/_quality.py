@@ -119,11 +119,28 @@ class QualityRouter(TrainedRouter):
         for cand in (target, canonical_model(target)):
             if cand in self.models:
                 return self.models.index(cand)
+        dated = self._dated_versions(canonical_model(target))
+        if dated:
+            return self.models.index(dated[-1])  # the latest dated snapshot of an undated name
         how = f" (mapped from {name!r})" if target != name else ""
         raise UnknownModelError(
             f"model {target!r}{how} is not one this router knows; known models: {', '.join(self.models)}. "
             "Pass a mapping, e.g. model_map={'my-model': '<a known model>'}, to treat it like one of them"
         )
+
+    def _dated_versions(self, name: str) -> list[str]:
+        """Known models that are `name` plus a date or `-latest` suffix (`gpt-4o` -> `gpt-4o-2024-08-06`), sorted."""
+        import re
+
+        suffix = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest)$")
+        base = name.rsplit("/", 1)[-1]
+        out = []
+        for m in self.models:
+            short = m.rsplit("/", 1)[-1]
+            hit = suffix.search(short)
+            if hit and short[: hit.start()] == base:
+                out.append(m)
+        return sorted(out)
 
     def learned_cost(self, index: int, tokens: np.ndarray) -> np.ndarray | None:
         """USD per call for known model `index` from the training costs (None when no source priced it)."""
