@@ -357,8 +357,10 @@ def test_the_bundled_multi_model_router_is_the_default(srv: StubOpenAI) -> None:
         "gpt-4-turbo": llamaindex_openai(srv, model="gpt-4-1106-preview"),
         "legacy": llamaindex_openai(srv, model="gpt-3.5-turbo"),
     }
-    with pytest.raises(UnknownModelError, match=r"'gpt-4o' is not one this router knows; known models"):
-        RoutedLLM(models=models, lam=100.0)
+    with pytest.raises(UnknownModelError, match=r"'my-llama' is not one this router knows; known models"):
+        RoutedLLM(models={**models, "local": llamaindex_openai(srv, model="my-llama")}, lam=100.0)
+    undated = RoutedLLM(models=models, lam=100.0)  # "gpt-4o" resolves to its latest dated snapshot
+    assert undated.policy.describe()["columns"][0] == "gpt-4o-2024-08-06"
     model_map = {"gpt-4o": "gpt-4o-2024-08-06", "legacy": "gpt-3.5-turbo-0125"}  # by model name or key
     llm = RoutedLLM(models=models, model_map=model_map, target_cost=1e-3)  # lam from its reference sample
     assert llm.router == DEFAULT_MULTI_ROUTER and llm.lam is not None and llm.target_cost == 1e-3
