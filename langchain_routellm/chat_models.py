@@ -630,7 +630,7 @@ class RoutedChatModel(BaseChatModel):
                     "RoutedChatModel takes either models={key: chat model, ...} (N models, routed by predicted "
                     "quality and cost) or strong=/weak= (two models, routed by win rate and threshold), not both"
                 )
-            mixed = [k for k in _TWO_ONLY if getattr(self, k)]
+            mixed = [k for k in _TWO_ONLY if getattr(self, k) not in (None, {})]
             if mixed:
                 raise ValueError(
                     f"RoutedChatModel(models=...) does not take {', '.join(mixed)} (two-model options): choose the "

@@ -434,8 +434,9 @@ def test_model_kwargs_are_checked_at_construction() -> None:
 def test_the_two_forms_are_exclusive() -> None:
     with pytest.raises(ValueError, match="either models=.*or strong=/weak=.*not both"):
         RoutedChatModel(models=fakes(), strong=FakeOpenAIChat(), router=Router(rules=RULES), lam=1.0)
-    with pytest.raises(ValueError, match="does not take threshold"):
-        routed(threshold=0.5)
+    for threshold in (0.5, 0.0):
+        with pytest.raises(ValueError, match="does not take threshold"):
+            routed(threshold=threshold)
     with pytest.raises(ValueError, match="does not take strong_fraction, strong_kwargs"):
         routed(strong_fraction=0.5, strong_kwargs={"seed": 1})
     with pytest.raises(ValueError, match=r"strong=..., weak=...\) does not take lam, costs"):
@@ -597,3 +598,18 @@ def test_two_model_form_is_unchanged() -> None:
     assert m.sides == ("strong", "weak") and m.models is None and m.no_text_model == "strong"
     assert m.invoke("a hard question").response_metadata[METADATA_KEY] == HARD_RECORD
     assert "models" not in m._identifying_params and m._identifying_params["threshold"] == 0.5
+
+
+async def test_concurrent_calls_each_answered_by_their_model() -> None:
+    import asyncio
+
+    m = routed(models={**fakes(), "mid": FakeAnthropicChat(model_name="mid", async_delay=0.01)})
+    handler = RoutingCallbackHandler()
+    prompts = [CASES[i % 3][0] + f" #{i}" for i in range(300)]
+    answers = await asyncio.gather(*(m.ainvoke(p, config={"callbacks": [handler]}) for p in prompts))
+    for prompt, answer in zip(prompts, answers, strict=True):
+        key = dict(CASES)[prompt.split(" #")[0]]
+        assert answer.response_metadata[METADATA_KEY]["side"] == key
+        assert answer.content == f"{key} says hello. You said: {prompt}"
+    assert {k: t.calls for k, t in handler.summary().sides.items()} == {"big": 100, "mid": 100, "small": 100}
+    assert [len(m.side_models(k)[0].calls) for k in KEYS] == [100, 100, 100]  # type: ignore[attr-defined]
