@@ -357,8 +357,8 @@ def test_the_bundled_multi_model_router_is_the_default(srv: StubOpenAI) -> None:
         "gpt-4-turbo": llamaindex_openai(srv, model="gpt-4-1106-preview"),
         "legacy": llamaindex_openai(srv, model="gpt-3.5-turbo"),
     }
-    with pytest.raises(UnknownModelError, match=r"'my-llama' is not one this router knows; known models"):
-        RoutedLLM(models={**models, "local": llamaindex_openai(srv, model="my-llama")}, lam=100.0)
+    with pytest.raises(UnknownModelError, match=r"'o3-mini' is not one this router knows; known models"):
+        RoutedLLM(models={**models, "local": llamaindex_openai(srv, model="o3-mini")}, lam=100.0)
     undated = RoutedLLM(models=models, lam=100.0)  # "gpt-4o" resolves to its latest dated snapshot
     assert undated.policy.describe()["columns"][0] == "gpt-4o-2024-08-06"
     model_map = {"gpt-4o": "gpt-4o-2024-08-06", "legacy": "gpt-3.5-turbo-0125"}  # by model name or key
