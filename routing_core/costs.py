@@ -176,8 +176,19 @@ class RoutingSummary:
 
     @property
     def strong_share(self) -> float | None:
-        """Share of routed calls that went to the strong model (None before any call)."""
-        return self.strong.calls / self.calls if self.calls else None
+        """Share of routed calls that went to the strong model (None before any call, or with N model keys)."""
+        if not self.calls or not self.is_two_model:
+            return None
+        return self.strong.calls / self.calls
+
+    @property
+    def is_two_model(self) -> bool:
+        """Whether the sides are the two-model `strong`/`weak` (else the routing keys of an N-model policy)."""
+        return set(self.sides) <= {"strong", "weak"}
+
+    def shares(self) -> dict[str, float]:
+        """Share of calls per side (per model key for N models)."""
+        return {k: (t.calls / self.calls if self.calls else 0.0) for k, t in self.sides.items()}
 
     @property
     def total_calls(self) -> int:
@@ -194,25 +205,40 @@ class RoutingSummary:
         from dataclasses import asdict
 
         d = asdict(self)
-        d.update(strong=asdict(self.strong), weak=asdict(self.weak), strong_share=self.strong_share)
+        d.update(
+            strong=asdict(self.strong),
+            weak=asdict(self.weak),
+            strong_share=self.strong_share,
+            shares=self.shares(),
+        )
         return d
 
     def __str__(self) -> str:
         def money(x: float | None) -> str:
             return "n/a" if x is None else f"${x:,.6f}"
 
-        lines = [f"{'side':<8}{'calls':>7}{'errors':>8}{'in tok':>10}{'out tok':>10}{'cost':>14}  models"]
+        width = max([8, *(len(k) + 2 for k in self.sides)])
+        lines = [
+            f"{'side':<{width}}{'calls':>7}{'errors':>8}{'in tok':>10}{'out tok':>10}{'cost':>14}  models"
+        ]
         for side, t in self.sides.items():
             names = ", ".join(sorted(t.model_names)) or "-"
             lines.append(
-                f"{side:<8}{t.calls:>7}{t.errors:>8}{t.input_tokens:>10}{t.output_tokens:>10}{money(t.cost):>14}"
+                f"{side:<{width}}{t.calls:>7}{t.errors:>8}{t.input_tokens:>10}{t.output_tokens:>10}{money(t.cost):>14}"
                 f"  {names}"
             )
-        share = "n/a" if self.strong_share is None else f"{self.strong_share:.1%}"
+        if self.is_two_model:
+            share = "n/a" if self.strong_share is None else f"{self.strong_share:.1%}"
+            head = f"strong share: {share}"
+        else:
+            head = "shares: " + ", ".join(f"{k} {v:.1%}" for k, v in self.shares().items())
         lines.append(
-            f"strong share: {share} of {self.calls} call(s); forced {self.forced_calls}; no text {self.no_text_calls}"
+            f"{head} of {self.calls} call(s); forced {self.forced_calls}; no text {self.no_text_calls}"
         )
-        lines.append(f"cost: {money(self.cost)}  vs always-strong: {money(self.always_strong_cost)}")
+        baseline = (
+            "always-strong" if self.is_two_model else f"always {self.strong_model or 'the first model'}"
+        )
+        lines.append(f"cost: {money(self.cost)}  vs {baseline}: {money(self.always_strong_cost)}")
         if self.saved is not None:
             frac = "" if self.saved_fraction is None else f" ({self.saved_fraction:.1%})"
             lines.append(f"saved by routing: {money(self.saved)}{frac}")

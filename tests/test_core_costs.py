@@ -97,3 +97,16 @@ def test_ledger_tracks_any_side_key_for_more_models() -> None:
     s = ledger.summary()
     assert list(s.sides) == ["big", "mid", "small"] and s.sides["mid"].cost == pytest.approx(0.003)
     assert s.always_strong_cost == pytest.approx(0.01)
+
+
+def test_summary_of_n_model_keys_reports_per_model_shares() -> None:
+    from routing_core.costs import CostLedger
+
+    ledger = CostLedger(sides=("big", "mid", "small"))
+    for side in ("big", "small", "small", "mid"):
+        ledger.record_decision(side)
+    s = ledger.summary()
+    assert s.strong_share is None and not s.is_two_model
+    assert s.shares() == {"big": 0.25, "mid": 0.25, "small": 0.5}
+    assert "shares: big 25.0%, mid 25.0%, small 50.0%" in str(s) and "strong share" not in str(s)
+    assert s.to_dict()["shares"]["small"] == 0.5
