@@ -58,6 +58,11 @@ class RoutingCallbackHandler(BaseCallbackHandler):
         handler = RoutingCallbackHandler(prices={"my-weak-model": (0.1, 0.4)})
         model.invoke("hi", config={"callbacks": [handler]})
         print(handler.summary())
+
+        # N models (RoutedChatModel(models={"gpt-4o": ..., "mini": ..., "haiku": ...})): totals per routing key
+        handler = RoutingCallbackHandler(strong_model="gpt-4o")  # savings against always calling gpt-4o
+        routed.invoke("hi", config={"callbacks": [handler]})
+        handler.summary().sides["mini"].calls
         ```
     """
 

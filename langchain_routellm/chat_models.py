@@ -34,7 +34,7 @@ from langchain_core.runnables import (
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from langchain_routellm._params import UnsupportedCallArgumentError, model_call_params
 from langchain_routellm._routing import (
@@ -61,6 +61,7 @@ from langchain_routellm._structured import STRUCTURED_KWARG, StructuredSpec
 from routing_core import DEFAULT_ROUTER, Router, check_strong_fraction, check_threshold, load_router
 from routing_core.cost_policy import EXPECTED_OUTPUT_TOKENS, CostAwarePolicy
 from routing_core.costs import count_tokens, get_encoding
+from routing_core.errors import UnknownModelError
 from routing_core.policy import RoutingPolicy, TwoModelPolicy, check_fallback_on
 from routing_core.registry import DEFAULT_MULTI_ROUTER
 
@@ -126,7 +127,8 @@ class RoutedChatModel(BaseChatModel):
             The cheap model (same forms).
         router: str | Path | Router
             A bundled router name, a checkpoint folder, or a `routing_core.Router`; defaults to
-            `routing_core.DEFAULT_ROUTER`. Loaded once, at construction. Use `router_kwargs` to configure it.
+            `routing_core.DEFAULT_ROUTER` (`routing_core.registry.DEFAULT_MULTI_ROUTER` with `models=`). Loaded
+            once, at construction. Use `router_kwargs` to configure it.
         threshold: float | None
             Strong iff win_rate >= threshold, in [0, 1].
         strong_fraction: float | None
@@ -143,7 +145,9 @@ class RoutedChatModel(BaseChatModel):
             "mini": ChatOpenAI(model="gpt-4o-mini"), "haiku": ChatAnthropic(...)}`; any number >= 2, any mix of
             providers. A list of chat models is keyed by their model names. The router defaults to
             `routing_core.registry.DEFAULT_MULTI_ROUTER`; it must know every model by name (through the alias
-            table) or be told what to treat it as with `model_map`.
+            table; an undated name such as "gpt-4o" resolves to the latest dated snapshot it knows) or be told
+            what to treat it as with `model_map`; otherwise construction raises `routing_core.errors.UnknownModelError`
+            naming the models it knows.
         lam: float | None
             Choose the model maximising `predicted quality - lam * cost` (cost in USD per call). `0`: best quality.
         margin: float | None
@@ -415,7 +419,7 @@ class RoutedChatModel(BaseChatModel):
         (bound on every model, each in its own provider's dialect), structured output (`function_calling`, or
         each model's own `json_schema`/`json_mode`), forcing a model per call (`model="haiku"` or
         `routellm_model="haiku"`, a key or a model name), `fallback="other"` (the other models, best predicted
-        quality first) or a list of keys, per-model call arguments (`model_kwargs=`, and a call argument goes only
+        quality first) or a list of keys (tried in the list's order), per-model call arguments (`model_kwargs=`, and a call argument goes only
         to the models that take it), the `routellm_route` event, tracing naming the model that answered, and one
         decision per agent turn. `model.sides` lists the keys, `model.model_names` their names, and
         `model.policy` is the `routing_core.cost_policy.CostAwarePolicy` (`policy.lam` is the λ in use).
@@ -534,6 +538,18 @@ class RoutedChatModel(BaseChatModel):
     # ------------------------------------------------------------------------------------------------------
     # construction
     # ------------------------------------------------------------------------------------------------------
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Build the routed model (see the class doc); a model the router does not know raises
+        `routing_core.errors.UnknownModelError` itself (a `ValueError` naming the known models), not pydantic's
+        wrapper around it."""
+        try:
+            super().__init__(*args, **kwargs)
+        except ValidationError as e:
+            causes = [err.get("ctx", {}).get("error") for err in e.errors()]
+            if len(causes) == 1 and isinstance(causes[0], UnknownModelError):
+                raise causes[0] from None
+            raise
 
     @model_validator(mode="before")
     @classmethod

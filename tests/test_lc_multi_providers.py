@@ -351,3 +351,41 @@ async def test_async_agent_over_three_models_with_fallback(
     assert [r["side"] for r in records] == ["haiku"] * 3  # every step falls back to the next best
     assert all(r["fallback_from"] == "gpt-4o" for r in records)
     assert out["messages"][-1].content
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the bundled multi-model router, by default
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_the_bundled_multi_model_router_is_the_default(stubs: tuple[StubOpenAI, StubAnthropic]) -> None:
+    from routing_core.cost_policy import CostAwarePolicy
+    from routing_core.errors import UnknownModelError
+
+    o, a = stubs
+    models = {
+        "gpt-4o": openai_chat(o, model="gpt-4o"),
+        "gpt-4-turbo": openai_chat(o, model="gpt-4-1106-preview"),
+        "haiku": anthropic_chat(a, model="claude-3-haiku-20240307"),
+    }
+    with pytest.raises(UnknownModelError, match=r"'o3-mini' is not one this router knows; known models"):
+        RoutedChatModel(models={**models, "local": openai_chat(o, model="o3-mini")}, lam=100.0)
+    m = RoutedChatModel(models=models, target_cost=1e-3)  # lam calibrated on the router's reference sample
+    assert isinstance(m.policy, CostAwarePolicy) and m.policy.lam is not None
+    columns = m.policy.describe()["columns"]
+    assert columns[0].startswith("gpt-4o") and columns[1:] == [
+        "gpt-4-1106-preview",
+        "claude-3-haiku-20240307",
+    ]
+    forced = m.invoke("hi", model="haiku")  # a forced call needs no embedding
+    assert (
+        forced.response_metadata[METADATA_KEY]["side"] == "haiku"
+        and a.last["model"] == "claude-3-haiku-20240307"
+    )
+    before = [*o.requests, *a.requests]
+    answer = m.invoke("Prove that there are infinitely many primes.")  # routed by the bundled router
+    record = answer.response_metadata[METADATA_KEY]
+    assert set(record["qualities"]) == set(models) and all(0 <= q <= 1 for q in record["qualities"].values())
+    assert record["side"] in models and record["reason"] == "router" and record["lambda"] == m.policy.lam
+    new = [r for r in [*o.requests, *a.requests] if not any(r is b for b in before)]
+    assert [r["model"] for r in new] == [models[record["side"]]._get_ls_params()["ls_model_name"]]
