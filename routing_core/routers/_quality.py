@@ -181,6 +181,25 @@ class QualityRouter(TrainedRouter):
             tensors["reference_tokens"] = self.reference_tokens.astype(np.float32)
         return {"models": list(self.models)}, tensors
 
+    def _restore_tensors(self, tensors: Mapping[str, np.ndarray], folder: Any) -> None:
+        """Set the router's own fitted tensors from a checkpoint (subclasses)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder: Any, config: dict[str, Any], embedder: Any = None, **overrides: Any) -> Any:
+        """Rebuild from a checkpoint folder: hyperparameters from the config (the caller's overrides, e.g.
+        `strong_model=`, winning), the router's tensors, the shared quality state and the common fields."""
+        from routing_core.checkpoints import load_tensors, validate_config
+        from routing_core.routers._base import embedder_for
+
+        config = validate_config(folder, config, cls.name)
+        r = cls(**cls.params_from_config({**config, **overrides}, embedder=embedder_for(config, embedder)))
+        tensors = load_tensors(folder)
+        r._restore_tensors(tensors, folder)
+        r.restore_quality(config, tensors, folder)
+        r.restore_common(config, folder)
+        return r
+
     def restore_quality(self, config: dict[str, Any], tensors: Mapping[str, np.ndarray], folder: Any) -> None:
         models = config.get("models")
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or len(models) < 2:

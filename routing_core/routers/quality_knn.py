@@ -7,14 +7,12 @@ shrunk towards its overall mean by `prior_weight` pseudo-rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from routing_core.embedders import Embedder
-from routing_core.routers._base import embedder_for
 from routing_core.routers._quality import QualityRouter, fit_cost_lines, union_models
 
 
@@ -97,18 +95,9 @@ class KNNQualityRouter(QualityRouter):
         scores = np.where(np.isnan(self.scores), -1.0, self.scores).astype(np.float32)  # -1: not scored
         return params, {"keys": self.keys, "scores": scores, **tensors}
 
-    @classmethod
-    def load(
-        cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None, **kw: Any
-    ) -> Any:
-        from routing_core.checkpoints import load_tensors, require, validate_config
+    def _restore_tensors(self, tensors: Mapping[str, np.ndarray], folder: Any) -> None:
+        from routing_core.checkpoints import require
 
-        config = validate_config(folder, config, cls.name)
-        r = cls(**cls.params_from_config({**config, **kw}, embedder=embedder_for(config, embedder)))
-        tensors = load_tensors(folder)
         keys, scores = require(tensors, folder, "keys", "scores")
-        r.keys = keys.astype(np.float16)
-        r.scores = np.where(scores < 0, np.nan, scores.astype(np.float64))
-        r.restore_quality(config, tensors, folder)
-        r.restore_common(config, folder)
-        return r
+        self.keys = keys.astype(np.float16)
+        self.scores = np.where(scores < 0, np.nan, scores.astype(np.float64))  # -1: not scored

@@ -8,15 +8,14 @@ baseline of the multi-model tables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from routing_core.calibration import fit_logistic
 from routing_core.embedders import Embedder
-from routing_core.routers._base import embedder_for, features, length_features
+from routing_core.routers._base import features, length_features
 from routing_core.routers._quality import QualityRouter, fit_cost_lines, union_models
 
 INPUTS = ("embedding+length", "length")
@@ -159,18 +158,12 @@ class LinearQualityRouter(QualityRouter):
         params, tensors = self.quality_state()
         return {**params, "head_l2": list(self.head_l2)}, {"coef": self.coef.astype(np.float32), **tensors}
 
-    @classmethod
-    def load(
-        cls, folder: Path, config: dict[str, Any], embedder: str | Embedder | None = None, **kw: Any
-    ) -> Any:
-        from routing_core.checkpoints import load_tensors, require, validate_config
+    def _restore_tensors(self, tensors: Mapping[str, np.ndarray], folder: Any) -> None:
+        from routing_core.checkpoints import require
 
-        config = validate_config(folder, config, cls.name)
-        r = cls(**cls.params_from_config({**config, **kw}, embedder=embedder_for(config, embedder)))
-        tensors = load_tensors(folder)
         (coef,) = require(tensors, folder, "coef")
-        r.coef = coef.astype(np.float64)
-        r.head_l2 = [float(x) for x in config.get("head_l2") or []]
-        r.restore_quality(config, tensors, folder)
-        r.restore_common(config, folder)
-        return r
+        self.coef = coef.astype(np.float64)
+
+    def restore_quality(self, config: dict[str, Any], tensors: Mapping[str, np.ndarray], folder: Any) -> None:
+        super().restore_quality(config, tensors, folder)
+        self.head_l2 = [float(x) for x in config.get("head_l2") or []]
