@@ -40,6 +40,10 @@ class KeywordQualityRouter(QualityRouter):
     def needs_embeddings(self) -> bool:
         return False
 
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """No fitted tensors: the rules are the state (so describe() and fingerprint() work)."""
+        return {}, {}
+
     def _quality(self, prompts: list[str], embeddings: Any) -> np.ndarray:
         self.calls.append(list(prompts))
         out = []
