@@ -63,6 +63,8 @@ def card(router: object, tables: list, seconds: float) -> str:
         )
     lines += [
         "",
+        "## Label mapping",
+        "",
         "Targets: correctness 0/1 (routerbench, dcrouter scores, ZeroEval) and P(model beats GPT-4-Turbo) by the",
         "alpaca_eval judges; one logistic head per model on every row where it was scored (L2 by 3-fold CV), each source",
         "in proportion to its rows. Costs: a line `a + b * input tokens` per model fitted on routerbench's recorded",
@@ -100,12 +102,23 @@ def main() -> int:
     ap.add_argument("--router", default="quality_linear", choices=("quality_linear", "quality_knn"))
     ap.add_argument("--out", default=str(PRETRAINED_DIR / "multi"))
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument(
+        "--card-only", action="store_true", help="rewrite the model card of an existing checkpoint"
+    )
     args = ap.parse_args()
     from routing_core.data.multi import multi_training_tables
     from routing_core.data.shared import arena_hard_prompts, shared_data_dir
     from routing_core.registry import get_router_class
 
     out = Path(args.out)
+    if args.card_only:
+        from routing_core import load_router
+
+        router = load_router(out)
+        secs = float(router.training_info.get("train_seconds", 0.0))
+        (out / "README.md").write_text(card(router, multi_training_tables(), secs), encoding="utf-8")
+        print(f"{out / 'README.md'} rewritten")
+        return 0
     if (out / "config.json").exists() and not args.overwrite:
         print(f"{out} exists; pass --overwrite to retrain")
         return 0
