@@ -72,7 +72,8 @@ def card(router: object, tables: list, seconds: float) -> str:
         "learned cost, so a policy needs `prices=` or `costs=` for them.",
         "Splits: routerbench/dcrouter own train files (dcrouter rows that are GSM8K test questions dropped); ZeroEval",
         "crux/math-l5 and alpaca_eval by item id (the held-out fold never used); GSM8K never.",
-        "Reference sample (for `target_cost=` / `target_quality=`): the 500 Arena-Hard prompts.",
+        "Reference sample (for `target_cost=` / `target_quality=`, and `strong_fraction` of the two-model special",
+        "case: `win_rate` = P(gpt-4-1106-preview beats mixtral-8x7b-instruct-v0.1)): the 500 Arena-Hard prompts.",
         "",
         "## Models known",
         "",
@@ -133,7 +134,11 @@ def main() -> int:
     opts = {"source_weighting": "rows"} if args.router == "quality_linear" else {}
     router = get_router_class(args.router).train(None, embed, tables=tables, **opts)
     ref = arena_hard_prompts()
-    router.set_quality_reference(ref, embed(ref))
+    ref_emb = embed(ref)
+    router.set_quality_reference(ref, ref_emb)
+    # the paper's pair as its two-model special case, so load_router("multi").win_rate(...) and strong_fraction work
+    router.strong_model, router.weak_model = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"
+    router.set_reference(router.win_rate_from_embeddings(ref, ref_emb))
     router.training_info.update(
         reference="arena_hard_v0.1 (500 Chatbot Arena prompts)", train_seconds=round(time.time() - t0, 1)
     )

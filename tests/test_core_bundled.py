@@ -43,7 +43,7 @@ def test_bundled_router_loads_offline_and_is_consistent(name: str) -> None:
     ref = np.asarray(router.reference_win_rates)
     assert abs(np.mean(ref >= t) - 0.5) < 0.05
     cfg = json.loads((PRETRAINED_DIR / name / "config.json").read_text())
-    assert cfg["router"] == name and cfg["reference_win_rates"]
+    assert cfg["router"] == (name if name != "multi" else "quality_linear") and cfg["reference_win_rates"]
 
 
 def test_length_baseline_loads_without_a_checkpoint() -> None:

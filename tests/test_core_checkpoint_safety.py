@@ -401,9 +401,11 @@ def test_malformed_checkpoint_through_the_cli_is_one_line(
 
 
 def test_every_bundled_checkpoint_passes_validation() -> None:
+    from routing_core.registry import DEFAULT_MULTI_ROUTER
+
     for name in bundled_names():
         cfg = read_config(PRETRAINED_DIR / name)
-        assert cfg["router"] == name
+        assert cfg["router"] == (name if name != DEFAULT_MULTI_ROUTER else "quality_linear")
 
 
 def test_bundled_asset_names_match_the_router_defaults() -> None:
