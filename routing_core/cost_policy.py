@@ -50,9 +50,16 @@ def choose_by_lambda(quality: np.ndarray, cost: np.ndarray, lam: float) -> np.nd
 
 
 def choose_by_margin(quality: np.ndarray, cost: np.ndarray, margin: float) -> np.ndarray:
-    """Per row, the cheapest column whose quality is within `margin` of the row's best."""
+    """Per row, the cheapest column whose quality is within `margin` of the row's best (equal cost: the better)."""
     ok = quality >= quality.max(axis=1, keepdims=True) - margin - 1e-12
-    return np.argmin(np.where(ok, cost, np.inf), axis=1)
+    masked = np.where(ok, cost, np.inf)
+    cheapest = masked <= masked.min(axis=1, keepdims=True) + 1e-15
+    return np.argmax(np.where(cheapest, quality, -np.inf), axis=1)
+
+
+def choose_cheapest(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Per row, the cheapest column (equal cost: the better): the limit of lambda -> infinity."""
+    return choose_by_margin(quality, cost, np.inf)
 
 
 def lambda_for_target(
@@ -72,8 +79,17 @@ def lambda_for_target(
         for lam, (c, _) in zip(_LAMBDA_GRID, means, strict=True):
             if c <= target_cost + 1e-15:
                 return float(lam)
-        return float(_LAMBDA_GRID[-1])
+        floor = float(cost[rows, choose_cheapest(quality, cost)].mean())
+        raise ValueError(
+            f"target_cost={target_cost:g} USD per call is below what these models can reach on the reference "
+            f"sample (always the cheapest: {floor:g}); raise it, or pass lam= / margin="
+        )
     assert target_quality is not None
+    if target_quality > means[0][1] + 1e-12:
+        raise ValueError(
+            f"target_quality={target_quality:g} is above the best predicted quality on the reference sample "
+            f"({means[0][1]:.4f}, lam=0); lower it, or pass lam=0"
+        )
     best = 0.0
     for lam, (_, q) in zip(_LAMBDA_GRID, means, strict=True):
         if q >= target_quality - 1e-12:

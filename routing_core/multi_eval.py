@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from routing_core.cost_policy import _LAMBDA_GRID, choose_by_lambda
+from routing_core.cost_policy import _LAMBDA_GRID, choose_by_lambda, choose_cheapest
 from routing_core.data.multi import MultiTable
 from routing_core.metrics import upper_hull
 
 
 def hull_quality_at(hx: np.ndarray, hy: np.ndarray, cost: float) -> float:
-    """Quality of the hull at `cost` (flat beyond its ends: spending more never has to lose quality)."""
+    """Quality of the hull at `cost`: flat right of its last point (spending more never has to lose quality),
+    NaN left of its first (the router cannot spend less than its cheapest point)."""
     if cost <= hx[0]:
         return float(hy[0]) if cost == hx[0] else float("nan")
     return float(np.interp(cost, hx, hy))
@@ -100,7 +101,7 @@ def evaluate_predictions(
     seen: set[bytes] = set()
     for lam in [*grid.tolist(), float("inf")]:
         if np.isinf(lam):
-            pick = np.argmin(predicted_cost, axis=1)
+            pick = choose_cheapest(predicted_quality, predicted_cost)
         else:
             pick = choose_by_lambda(predicted_quality, predicted_cost, lam)
         key = pick.tobytes()
@@ -154,15 +155,29 @@ def evaluate_multi(
     model_map: Mapping[str, str] | None = None,
 ) -> MultiResult:
     """A multi-model router on a benchmark: predictions through `CostAwarePolicy` (so the choice is made the way
-    the wrappers make it), realised quality and cost from the table. The policy prices calls with the router's
-    cost lines learned from the training split's recorded costs unless `costs`/`prices` are given (no default
-    list prices: they would mix two cost models on one curve)."""
+    the wrappers make it), realised quality and cost from the table. The policy prices calls with `costs`/`prices`
+    when given, else the router's cost lines learned from the training split's recorded costs, else (a model the
+    router has no cost for) the model's mean recorded cost in the table, a flat price per call. No default list
+    prices: they would mix two cost models on one curve."""
     from routing_core.cost_policy import CostAwarePolicy
     from routing_core.costs import PriceTable
 
     if prices is None:
         prices = PriceTable({}, include_defaults=False)
-    table = table.complete()
+    ok = ~np.isnan(table.quality).any(axis=1) & ~np.isnan(table.cost).any(axis=1)
+    table = table.subset(ok)
+    if embeddings is not None:
+        embeddings = np.asarray(embeddings)[ok]
+    costs = dict(costs or {})
+    for j, m in enumerate(table.models):  # a model with no price anywhere: its mean recorded cost in the file
+        if m in costs:
+            continue
+        try:
+            learned = router.learned_cost(router.model_index(m, model_map), np.array([100.0]))
+        except Exception:  # noqa: BLE001 - an unknown model is reported by the policy below
+            learned = None
+        if learned is None and prices.get(m) is None:
+            costs[m] = float(table.cost[:, j].mean())
     policy = CostAwarePolicy(
         router, {m: m for m in table.models}, lam=0.0, costs=costs, prices=prices, model_map=model_map
     )
@@ -180,7 +195,8 @@ def format_multi_table(results: Sequence[MultiResult]) -> str:
     for r in results:
         bs = r.best_single
         reach = r.cost_at_best_single_quality
-        reach_s = "never" if reach is None else f"${reach * 1e3:.3f}e-3 ({reach / bs['cost']:.2f}x)"
+        ratio = f" ({reach / bs['cost']:.2f}x)" if reach is not None and bs["cost"] > 0 else ""
+        reach_s = "never" if reach is None else f"${reach * 1e3:.3f}e-3{ratio}"
         top = max(r.curve, key=lambda p: (p["quality"], -p["cost"]))
         at = r.beats_single_at_equal_cost.get(bs["model"])
         at_s = "-" if at is None else f"{bs['quality'] + at:.3f} ({at:+.3f})"

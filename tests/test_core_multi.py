@@ -307,3 +307,65 @@ def test_a_fallback_list_keeps_its_order() -> None:
     d = p.decide("x", forced="big")
     assert p.fallback_order(d, p.fallback_sides(["small", "mid"])) == ("small", "mid")
     assert p.fallback_order(d, p.fallback_sides(["mid", "small"])) == ("mid", "small")
+
+
+def test_margin_ties_on_cost_go_to_the_better_model() -> None:
+    from routing_core.cost_policy import choose_by_margin
+
+    q, c = np.array([[0.85, 0.9, 0.5]]), np.array([[1.0, 1.0, 5.0]])
+    assert choose_by_margin(q, c, 0.1)[0] == 1
+
+
+def test_unreachable_targets_are_clear_errors() -> None:
+    q = np.tile([0.9, 0.5], (50, 1))
+    cost = np.tile([1e-2, 1e-3], (50, 1))
+    with pytest.raises(ValueError, match="below what these models can reach"):
+        lambda_for_target(q, cost, target_cost=1e-4)
+    with pytest.raises(ValueError, match="above the best predicted quality"):
+        lambda_for_target(q, cost, target_quality=0.95)
+
+
+def test_table_shapes_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"quality has shape \(3, 2\), expected \(2 prompts, 3 models\)"):
+        MultiTable("t", ["a", "b"], ["x", "y", "z"], np.zeros((3, 2)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="one entry per prompt"):
+        MultiTable("t", ["a", "b"], ["x", "y"], np.zeros((2, 2)), np.zeros((2, 2)), ids=["1"])
+
+
+def test_knn_without_scored_neighbours_falls_back_to_the_prior() -> None:
+    t = MultiTable("t", ["a", "b", "c"], ["x", "y"], np.array([[1.0, np.nan], [0.0, np.nan], [1.0, 0.2]]),
+                   np.ones((3, 2)))  # fmt: skip
+    emb = np.eye(3, 384, dtype=np.float32)
+    r = KNNQualityRouter(k=1, prior_weight=0.0).fit([t], [emb])
+    q = r.quality(["a"], emb[:1])
+    assert q[0, 0] == pytest.approx(1.0) and q[0, 1] == pytest.approx(0.2)  # y unscored near "a": its prior
+
+
+def test_loading_with_another_pair_redoes_the_reference(tmp_path: Path) -> None:
+    t = _table()
+    t.quality[1::4, 2] = 0.0  # small also fails some easy prompts: big-vs-small differs from big-vs-mid
+    r = LinearQualityRouter(inputs="length", l2=1.0, strong_model="big", weak_model="mid").fit([t], [None])
+    r.set_quality_reference(t.prompts)
+    r.set_reference(r.win_rate(t.prompts))
+    r.save(tmp_path / "ck")
+    same = load_router(tmp_path / "ck")
+    np.testing.assert_allclose(same.reference_win_rates, r.reference_win_rates, atol=1e-6)
+    other = load_router(tmp_path / "ck", weak_model="small")
+    expected = other.win_rate(t.prompts)
+    assert abs(np.mean(expected >= other.threshold_for_strong_fraction(0.5)) - 0.5) <= 0.1
+    assert not np.allclose(other.reference_win_rates, r.reference_win_rates)
+    with pytest.raises(ValueError, match="are the same model"):
+        load_router(tmp_path / "ck", weak_model="big").win_rate(["x"])
+
+
+def test_evaluate_multi_masks_embeddings_and_prices_unknown_models(tmp_path: Path) -> None:
+    from routing_core.multi_eval import evaluate_multi
+
+    t = _table()
+    t.quality[0, 1] = np.nan  # dropped by complete(); embeddings must follow
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(len(t), 384)).astype(np.float32)
+    r = KNNQualityRouter(k=3).fit([t], [emb])
+    r.cost_lines = np.full((3, 2), np.nan)  # no learned cost: the table's mean recorded cost is used
+    res = evaluate_multi(r, t, embeddings=emb)
+    assert res.n == len(t) - 1 and res.curve

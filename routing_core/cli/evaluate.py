@@ -44,7 +44,18 @@ def cmd_eval_multi(args: argparse.Namespace) -> int:
             f"--router {args.router}: a two-model router; --benchmark multi needs a multi-model router "
             "(quality per model), e.g. the bundled 'multi'"
         )
-    result = evaluate_multi(router, table, name=str(args.router))
+    if args.train_prompts:
+        raise CLIError("--train-prompts (decontamination) is not supported with --benchmark multi")
+    mapping = {}
+    for item in args.model_map or []:
+        name, sep, known = item.partition("=")
+        if not sep or not name or not known:
+            raise CLIError(f"--model-map {item!r}: expected NAME=KNOWN_MODEL")
+        mapping[name] = known
+    try:
+        result = evaluate_multi(router, table, name=str(args.router), model_map=mapping or None)
+    except ValueError as e:  # an unknown model (the message lists the known ones), a missing price
+        raise CLIError(f"{args.data}: {e}") from e
     print(format_multi_table([result]))
     print(f"oracle: quality {result.oracle['quality']:.4f} at {result.oracle['cost']:.6g} per query")
     if args.json:
@@ -126,5 +137,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument(
         "--train-prompts", help="decontaminate: drop benchmark prompts with cosine >= 0.95 to these"
+    )
+    p.add_argument(
+        "--model-map",
+        action="append",
+        metavar="NAME=KNOWN",
+        help="multi: score column NAME as the router's model KNOWN (repeatable)",
     )
     p.set_defaults(func=cmd_eval)

@@ -5,8 +5,9 @@ column `M` (correctness or a graded score, higher is better; empty when not scor
 (USD for that call; `M|total_cost`, RouterBench's spelling, is read too). `load_multi_csv` reads it strictly and
 `write_multi_csv` writes it; the loaders below build the same tables from `../shared/data`, respecting its splits.
 
-Sources without per-call costs (dcrouter, ZeroEval, alpaca_eval) get costs from list prices and token counts:
-`input tokens x input price + OUTPUT_TOKENS x output price` (documented, so curves on them are comparable).
+dcrouter records no per-call cost: its calls are priced from its list prices and token counts,
+`input tokens x input price + OUTPUT_TOKENS x output price`. ZeroEval and alpaca_eval have no prices (cost NaN).
+Scores are read as qualities in [0, 1] (correctness, a normalised grade, a win probability).
 """
 
 from __future__ import annotations
@@ -46,10 +47,17 @@ class MultiTable:
 
     def __post_init__(self) -> None:
         n, m = len(self.prompts), len(self.models)
-        self.quality = np.asarray(self.quality, dtype=np.float64).reshape(n, m)
-        self.cost = np.asarray(self.cost, dtype=np.float64).reshape(n, m)
+        self.quality = np.asarray(self.quality, dtype=np.float64)
+        self.cost = np.asarray(self.cost, dtype=np.float64)
+        for what, a in (("quality", self.quality), ("cost", self.cost)):
+            if a.shape != (n, m):
+                raise ValueError(
+                    f"table {self.name!r}: {what} has shape {a.shape}, expected ({n} prompts, {m} models)"
+                )
         self.ids = self.ids or [str(i) for i in range(n)]
         self.groups = self.groups or [""] * n
+        if len(self.ids) != n or len(self.groups) != n:
+            raise ValueError(f"table {self.name!r}: ids and groups need one entry per prompt ({n})")
 
     def __len__(self) -> int:
         return len(self.prompts)

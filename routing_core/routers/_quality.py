@@ -103,6 +103,8 @@ class QualityRouter(TrainedRouter):
             return np.zeros((0, len(self.models)))
         if embeddings is None and self.needs_embeddings():
             embeddings = self.embed(items)
+        if embeddings is not None and self.needs_embeddings() and len(embeddings) != len(items):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(items)} prompts")
         q = np.asarray(self._quality(items, embeddings), dtype=np.float64)
         if q.shape != (len(items), len(self.models)):
             raise RuntimeError(f"{type(self).__name__} returned qualities of shape {q.shape}")
@@ -116,6 +118,8 @@ class QualityRouter(TrainedRouter):
         from routing_core.data.aliases import canonical_model
 
         target = (mapping or {}).get(name, name)
+        if target.endswith("-latest") and target not in self.models:
+            target = target[: -len("-latest")]  # an API alias: resolved like the undated name
         for cand in (target, canonical_model(target)):
             if cand in self.models:
                 return self.models.index(cand)
@@ -140,7 +144,8 @@ class QualityRouter(TrainedRouter):
             hit = suffix.search(short)
             if hit and short[: hit.start()] == base:
                 out.append(m)
-        return sorted(out)
+        # full dates (2024-08-06, 20240620) sort by date; a 4-digit MMDD suffix has no year and sorts after none
+        return sorted(out, key=lambda m: (len(suffix.search(m.rsplit("/", 1)[-1]).group(1)) > 4, m))  # type: ignore[union-attr]
 
     def learned_cost(self, index: int, tokens: np.ndarray) -> np.ndarray | None:
         """USD per call for known model `index` from the training costs (None when no source priced it)."""
@@ -159,6 +164,11 @@ class QualityRouter(TrainedRouter):
                 "or use routing_core.cost_policy.CostAwarePolicy for N models"
             )
         s, w = self.model_index(self.strong_model), self.model_index(self.weak_model)
+        if s == w:
+            raise ValueError(
+                f"strong_model {self.strong_model!r} and weak_model {self.weak_model!r} are the same model "
+                f"({self.models[s]!r}) for this router"
+            )
         q = self.quality(prompts, embeddings)
         return 0.5 + 0.5 * (q[:, s] - q[:, w])
 
@@ -198,6 +208,16 @@ class QualityRouter(TrainedRouter):
         r._restore_tensors(tensors, folder)
         r.restore_quality(config, tensors, folder)
         r.restore_common(config, folder)
+        pair = ("strong_model", "weak_model")
+        if any(overrides.get(k) not in (None, config.get(k)) for k in pair):
+            r.calibrator = None  # both were fitted for the stored pair: redo the reference for the new one
+            r.reference_win_rates = None
+            if r.reference_quality is not None and r.strong_model and r.weak_model:
+                from routing_core.calibration import reference_quantiles
+
+                rq = np.asarray(r.reference_quality, dtype=np.float64)
+                s, w = r.model_index(r.strong_model), r.model_index(r.weak_model)
+                r.reference_win_rates = reference_quantiles(0.5 + 0.5 * (rq[:, s] - rq[:, w]), 201)
         return r
 
     def restore_quality(self, config: dict[str, Any], tensors: Mapping[str, np.ndarray], folder: Any) -> None:

@@ -32,7 +32,12 @@ class KNNQualityRouter(QualityRouter):
         super().__init__(strong_model, weak_model, embedder)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
-        if isinstance(prior_weight, bool) or not np.isfinite(prior_weight) or prior_weight < 0:
+        if (
+            isinstance(prior_weight, bool)
+            or not isinstance(prior_weight, int | float)
+            or not np.isfinite(prior_weight)
+            or prior_weight < 0
+        ):
             raise ValueError(f"prior_weight must be a finite number >= 0, got {prior_weight!r}")
         self.k = k
         self.prior_weight = float(prior_weight)
@@ -52,7 +57,8 @@ class KNNQualityRouter(QualityRouter):
         sums = np.where(scored, neigh, 0.0).sum(axis=1)
         counts = scored.sum(axis=1)
         prior = np.nanmean(self.scores, axis=0)
-        return (sums + self.prior_weight * prior) / np.maximum(counts + self.prior_weight, 1e-12)
+        blended = (sums + self.prior_weight * prior) / np.maximum(counts + self.prior_weight, 1e-12)
+        return np.where(counts == 0, prior, blended)  # no scored neighbour: the model's prior
 
     def fit(self, tables: Sequence[Any], embeddings: Sequence[np.ndarray]) -> KNNQualityRouter:
         """Store every table's prompt embeddings and scores (columns: the union of the tables' models)."""

@@ -2,7 +2,8 @@
 
 Each known model gets its own head, fitted on every training row where that model was scored (correctness 0/1,
 graded scores and judge win probabilities as soft targets), each source weighted equally for that model so one
-large table does not drown the others. `inputs="length"` keeps only the size features: the prompt-length
+large table does not drown the others (`source_weighting="equal"`), or by its rows (`"rows"`: plain pooling,
+the bundled `multi` router's choice). `inputs="length"` keeps only the size features: the prompt-length
 baseline of the multi-model tables.
 """
 
@@ -118,7 +119,7 @@ class LinearQualityRouter(QualityRouter):
         self.head_l2 = []
         for i, m in enumerate(models):
             Xs, ys, ws, fs = [], [], [], []
-            for t, X in zip(tables, designs, strict=True):
+            for ti, (t, X) in enumerate(zip(tables, designs, strict=True)):
                 if m not in t.models:
                     continue
                 y = t.quality[:, t.models.index(m)]
@@ -128,7 +129,7 @@ class LinearQualityRouter(QualityRouter):
                     ys.append(np.clip(y[ok], 0.0, 1.0))
                     share = 1.0 / ok.sum() if self.source_weighting == "equal" else 1.0
                     ws.append(np.full(int(ok.sum()), share))
-                    fs.append(folds_of[tables.index(t)][ok])
+                    fs.append(folds_of[ti][ok])
             X, y, w = np.vstack(Xs), np.concatenate(ys), np.concatenate(ws)
             w = w / w.mean()
             l2 = cv_l2(X, y, w, np.concatenate(fs)) if self.l2 == "auto" else float(self.l2)
