@@ -1,6 +1,6 @@
 """Route N prompts in process (one batched `router.route`) and on a local Ray (`route_dataset`), same CPUs.
 
-    python benchmarks/ray_route.py [--n 100000] [--router mf] [--cpus 2] [--batch-size 512]
+    python benchmarks/ray_route.py [--n 100000] [--router difficulty] [--cpus 2] [--batch-size 512]
 
 Prints one table row per path (seconds, prompts/s, ratio to in-process) and checks that both paths give the same
 decisions for every prompt (by index). The in-process path uses `--cpus` torch threads; Ray gets `--cpus` CPUs
@@ -33,7 +33,7 @@ def main() -> int:
     """Run both paths and print the table; exit 1 when a decision differs."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--router", default="mf")
+    ap.add_argument("--router", default="difficulty")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=512)
     args = ap.parse_args()
