@@ -32,6 +32,23 @@ def local_ray() -> Iterator[Any]:
         ray.shutdown()
 
 
+def test_local_ray_uses_at_most_two_cpus(local_ray: Any) -> None:
+    """The CI machine has 2 cores: the local cluster the tests start holds 2 CPUs."""
+    assert local_ray.cluster_resources().get("CPU") == 2
+
+
+def test_init_ray_passes_the_cpu_cap_or_joins_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.append(kw))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    distributed.init_ray(num_cpus=2)
+    assert seen[-1]["num_cpus"] == 2 and "address" not in seen[-1]
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    distributed.init_ray(num_cpus=2)
+    assert seen[-1]["address"] == "ray://head:10001" and "num_cpus" not in seen[-1]
+
+
 def prompts(n: int) -> list[str]:
     """n prompts of varied length, every 97th one empty (routed to the no-text side)."""
     return [
