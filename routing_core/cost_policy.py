@@ -25,10 +25,21 @@ import numpy as np
 from routing_core.costs import Price, PriceTable, count_tokens
 from routing_core.errors import RoutingError
 from routing_core.policy import PREVIEW_CHARS, Decision, RoutingPolicy
+from routing_core.text import chars_for_tokens, clip_text
 
 #: Answer length (tokens) assumed when pricing a call from a price table.
 EXPECTED_OUTPUT_TOKENS = 256
+TOKEN_SAMPLE_CHARS = chars_for_tokens(1024)
 _LAMBDA_GRID = np.concatenate([[0.0], np.geomspace(1e-2, 1e7, 361)])
+
+
+def estimate_tokens(text: str) -> float:
+    """Input tokens of a prompt, cheap on the routing path: exact (tiktoken) up to the clipped sample's size,
+    above it the sample's count scaled by length (so a 1 MB prompt costs what a 4 KB one does)."""
+    sample = clip_text(text, TOKEN_SAMPLE_CHARS)
+    if len(sample) == len(text):
+        return float(count_tokens(text))
+    return count_tokens(sample) * len(text) / max(1, len(sample))
 
 
 def check_non_negative(value: Any, what: str) -> float:
@@ -173,7 +184,7 @@ class CostAwarePolicy(RoutingPolicy):
         self.target_quality = (
             None if target_quality is None else check_non_negative(target_quality, "target_quality")
         )
-        self.cost_of_tokens(np.array([100.0]))  # every model must be priceable: fail at construction
+        self.cost_lines = self._resolve_cost_lines()  # every model must be priceable: fail at construction
         if lam is not None:
             self.lam: float | None = check_non_negative(lam, "lam")
         elif self.margin is not None:
@@ -214,27 +225,31 @@ class CostAwarePolicy(RoutingPolicy):
 
     # --- costs --------------------------------------------------------------------------------------------
 
-    def cost_of_tokens(self, tokens: np.ndarray) -> np.ndarray:
-        """USD per call, (len(tokens), n_models), for prompts of the given input token counts."""
-        tokens = np.asarray(tokens, dtype=np.float64).reshape(-1)
-        out = np.empty((len(tokens), len(self.sides)))
+    def _resolve_cost_lines(self) -> np.ndarray:
+        """Per model `(a, b)` with cost per call = a + b * input tokens, resolved once (see the module doc)."""
+        out = np.empty((len(self.sides), 2))
         for j, key in enumerate(self.sides):
             name = self.model_names[key]
             if key in self.fixed_costs:
-                out[:, j] = self.fixed_costs[key]
+                out[j] = (self.fixed_costs[key], 0.0)
                 continue
             price = self.price_table.get(name)
             if price is not None:
-                out[:, j] = (tokens * price.input + self.expected_output_tokens * price.output) / 1e6
+                out[j] = (self.expected_output_tokens * price.output / 1e6, price.input / 1e6)
                 continue
-            learned = self.quality_router.learned_cost(self.columns[j], tokens)
+            learned = self.quality_router.learned_cost(self.columns[j], np.array([0.0, 1.0]))
             if learned is None:
                 raise RoutingError(
                     f"no price for model {name!r}: pass costs={{{key!r}: <USD per call>}} or "
                     f"prices={{{name!r}: (<input USD/1M tokens>, <output USD/1M tokens>)}}"
                 )
-            out[:, j] = learned
+            out[j] = (learned[0], learned[1] - learned[0])
         return out
+
+    def cost_of_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """USD per call, (len(tokens), n_models), for prompts of the given input token counts."""
+        tokens = np.asarray(tokens, dtype=np.float64).reshape(-1, 1)
+        return self.cost_lines[:, 0] + tokens * self.cost_lines[:, 1]
 
     # --- the policy ---------------------------------------------------------------------------------------
 
@@ -243,7 +258,7 @@ class CostAwarePolicy(RoutingPolicy):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predicted quality and cost per call of every routed model, for a batch (evaluation uses it)."""
         q = self.quality_router.quality(list(prompts), embeddings)[:, self.columns]
-        c = self.cost_of_tokens(np.array([count_tokens(p) for p in prompts], dtype=np.float64))
+        c = self.cost_of_tokens(np.array([estimate_tokens(p) for p in prompts], dtype=np.float64))
         return q, c
 
     def pick(self, quality: np.ndarray, cost: np.ndarray) -> np.ndarray:

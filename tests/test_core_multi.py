@@ -369,3 +369,13 @@ def test_evaluate_multi_masks_embeddings_and_prices_unknown_models(tmp_path: Pat
     r.cost_lines = np.full((3, 2), np.nan)  # no learned cost: the table's mean recorded cost is used
     res = evaluate_multi(r, t, embeddings=emb)
     assert res.n == len(t) - 1 and res.curve
+
+
+def test_token_estimate_is_exact_for_normal_prompts_and_cheap_for_huge_ones() -> None:
+    from routing_core.cost_policy import estimate_tokens
+    from routing_core.costs import count_tokens
+
+    short = "Explain the difference between TCP and UDP. " * 20
+    assert estimate_tokens(short) == count_tokens(short)
+    huge = "word " * 200_000
+    assert abs(estimate_tokens(huge) - count_tokens(huge)) / count_tokens(huge) < 0.05
